@@ -1,0 +1,5 @@
+//! The `pgssl` command.
+fn main() {
+    eprintln!("pgssl: no command yet");
+    std::process::exit(2);
+}
