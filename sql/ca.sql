@@ -1,9 +1,5 @@
 -- The in-database CA: the registry, the CRL number, privileges and comments.
 
--- Non-superusers reach the functions they are granted only through the
--- schema; CREATE EXTENSION grants nothing on it by itself.
-GRANT USAGE ON SCHEMA pgssl TO PUBLIC;
-
 -- Every certificate the CA issued. Written only by the SECURITY DEFINER
 -- functions below; PUBLIC can neither read nor write it.
 CREATE TABLE pgssl.issued_certs (

@@ -115,7 +115,13 @@ pub fn self_signed_ca(
     builder.set_not_before(&not_before)?;
     builder.set_not_after(&not_after)?;
     builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-    builder.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+    builder.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
     builder.append_extension(ski)?;
     builder.sign(key, policy::signing_digest(key))?;
@@ -204,10 +210,18 @@ impl fmt::Display for CaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Missing { file, path } => {
-                write!(f, "pgssl CA is not configured: {file} file \"{}\" does not exist", path.display())
+                write!(
+                    f,
+                    "pgssl CA is not configured: {file} file \"{}\" does not exist",
+                    path.display()
+                )
             }
             Self::Unreadable { file, path, reason } => {
-                write!(f, "could not read {file} file \"{}\": {reason}", path.display())
+                write!(
+                    f,
+                    "could not read {file} file \"{}\": {reason}",
+                    path.display()
+                )
             }
             Self::NotPem {
                 file,
@@ -263,7 +277,9 @@ impl CaError {
             ),
             Self::NotPem {
                 encrypted: true, ..
-            } => Some("Decrypt it with \"openssl pkey -in ca.key -out pgssl_ca.key\" and chmod 0600."),
+            } => Some(
+                "Decrypt it with \"openssl pkey -in ca.key -out pgssl_ca.key\" and chmod 0600.",
+            ),
             Self::KeyFileOpen { .. } => {
                 Some("The key file must be owned by the database user with mode 0600 (u=rw).")
             }
@@ -291,7 +307,10 @@ impl fmt::Debug for Authority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the key.
         f.debug_struct("Authority")
-            .field("subject", &crate::cert::name_rfc2253(self.cert.subject_name()))
+            .field(
+                "subject",
+                &crate::cert::name_rfc2253(self.cert.subject_name()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -329,11 +348,12 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
     let pem = read(CaFile::Key, key_path)?;
     // A callback that supplies no passphrase: an encrypted key fails at once
     // instead of OpenSSL prompting on a terminal the backend does not have.
-    let key = PKey::private_key_from_pem_callback(&pem, |_| Ok(0)).map_err(|_| CaError::NotPem {
-        file: CaFile::Key,
-        path: key_path.into(),
-        encrypted: pem.windows(9).any(|w| w == b"ENCRYPTED"),
-    })?;
+    let key =
+        PKey::private_key_from_pem_callback(&pem, |_| Ok(0)).map_err(|_| CaError::NotPem {
+            file: CaFile::Key,
+            path: key_path.into(),
+            encrypted: pem.windows(9).any(|w| w == b"ENCRYPTED"),
+        })?;
     let matches = cert
         .public_key()
         .map(|public| public.public_eq(&key))
@@ -448,7 +468,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         out.sync_all()?;
         fs::rename(&tmp, path)?;
         // Make the rename itself durable.
-        fs::File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all()
+        fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })?
+        .sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -511,7 +536,9 @@ pub fn build_crl(
         .issuer(false)
         .build(&scratch.x509v3_context(Some(&ca.cert), None))?;
     crl.append_extension(aki)?;
-    crl.append_extension(CrlNumber::new(BigNum::from_dec_str(&number.max(0).to_string())?)?.build()?)?;
+    crl.append_extension(
+        CrlNumber::new(BigNum::from_dec_str(&number.max(0).to_string())?)?.build()?,
+    )?;
     crl.sort()?;
     crl.sign(&ca.key, policy::signing_digest(&ca.key))?;
     crl.build()
@@ -547,7 +574,10 @@ mod tests {
         for kind in CaKeyType::ALL {
             let ca = new_ca(kind);
             assert!(ca.cert.verify(&ca.key).unwrap(), "{kind:?}");
-            assert_eq!(cert::name_rfc2253(ca.cert.subject_name()), "CN=pgssl client CA");
+            assert_eq!(
+                cert::name_rfc2253(ca.cert.subject_name()),
+                "CN=pgssl client CA"
+            );
             let exts = cert::extensions(&ca.cert);
             assert_eq!(exts[0].name, "basicConstraints");
             assert_eq!(exts[0].value, "CA:TRUE, pathlen:0");
@@ -659,8 +689,14 @@ mod tests {
                 .extension::<openssl::x509::ReasonCode>()
                 .unwrap()
                 .is_none());
-            let (_, number) = crl.extension::<openssl::x509::CrlNumber>().unwrap().unwrap();
-            assert_eq!(number.to_bn().unwrap().to_dec_str().unwrap().to_string(), "7");
+            let (_, number) = crl
+                .extension::<openssl::x509::CrlNumber>()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                number.to_bn().unwrap().to_dec_str().unwrap().to_string(),
+                "7"
+            );
         }
     }
 

@@ -17,7 +17,9 @@ use pgrx::spi::Spi;
 
 use super::authority::{self, Authority, CaKeyType, RevokedEntry};
 use super::policy::{self, RevocationReason};
-use super::{resolve, resolve_path, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS};
+use super::{
+    resolve, resolve_path, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
+};
 use crate::cert;
 use crate::error::PgsslError;
 
@@ -122,7 +124,9 @@ fn init_ca(
             .report();
         }
     }
-    let key = kind.generate().unwrap_or_else(|e| crypto("making the CA key")(e).report());
+    let key = kind
+        .generate()
+        .unwrap_or_else(|e| crypto("making the CA key")(e).report());
     let cert = authority::self_signed_ca(common_name, valid_days, &key, now())
         .unwrap_or_else(|e| crypto("making the CA certificate")(e).report());
     authority::create(&cert_path, &key_path, &cert, &key)
@@ -196,9 +200,11 @@ fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> Str
         });
 
     for _ in 0..SERIAL_ATTEMPTS {
-        let serial = policy::random_serial().unwrap_or_else(|e| crypto("drawing a serial")(e).report());
-        let issued = policy::issue_client_certificate(&checked, &ca.cert, &ca.key, &serial, validity)
-            .unwrap_or_else(|e| crypto("signing the certificate")(e).report());
+        let serial =
+            policy::random_serial().unwrap_or_else(|e| crypto("drawing a serial")(e).report());
+        let issued =
+            policy::issue_client_certificate(&checked, &ca.cert, &ca.key, &serial, validity)
+                .unwrap_or_else(|e| crypto("signing the certificate")(e).report());
         let pem = pem_text(issued.to_pem());
         let recorded = Spi::get_one_with_args::<bool>(
             "INSERT INTO pgssl.issued_certs
@@ -325,7 +331,7 @@ fn revoked_entries() -> Vec<RevokedEntry> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT serial,
-                    pg_catalog.extract(epoch FROM revoked_at)::bigint,
+                    pg_catalog.date_part('epoch', revoked_at)::bigint,
                     revocation_reason
                FROM pgssl.issued_certs
               WHERE revoked_at IS NOT NULL
@@ -335,8 +341,7 @@ fn revoked_entries() -> Vec<RevokedEntry> {
         )?;
         let mut entries = Vec::new();
         for row in rows {
-            let (Some(serial_hex), Some(revoked_at)) =
-                (row.get::<String>(1)?, row.get::<i64>(2)?)
+            let (Some(serial_hex), Some(revoked_at)) = (row.get::<String>(1)?, row.get::<i64>(2)?)
             else {
                 continue;
             };

@@ -98,5 +98,9 @@ fn data_directory() -> PathBuf {
         return PathBuf::from(".");
     }
     // SAFETY: non-null and NUL-terminated, as above.
-    PathBuf::from(unsafe { CStr::from_ptr(dir) }.to_string_lossy().into_owned())
+    PathBuf::from(
+        unsafe { CStr::from_ptr(dir) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }

@@ -419,7 +419,12 @@ pub struct Validity {
 }
 
 /// The validity of a certificate issued at `now` for `days`.
-pub fn validity(now: i64, days: i32, max_days: i32, ca_not_after: i64) -> Result<Validity, ValidityError> {
+pub fn validity(
+    now: i64,
+    days: i32,
+    max_days: i32,
+    ca_not_after: i64,
+) -> Result<Validity, ValidityError> {
     if days < 1 {
         return Err(ValidityError::NotPositive { days });
     }
@@ -654,8 +659,12 @@ mod tests {
         let mut name = X509NameBuilder::new().unwrap();
         name.append_entry_by_text("O", "Acme").unwrap();
         for cn in cns {
-            name.append_entry_by_nid_with_type(Nid::COMMONNAME, cn, openssl::asn1::Asn1Type::UTF8STRING)
-                .unwrap();
+            name.append_entry_by_nid_with_type(
+                Nid::COMMONNAME,
+                cn,
+                openssl::asn1::Asn1Type::UTF8STRING,
+            )
+            .unwrap();
         }
         let mut b = X509ReqBuilder::new().unwrap();
         b.set_version(0).unwrap();
@@ -777,7 +786,10 @@ mod tests {
         let at = der.windows(5).position(|w| w == b"alice").unwrap();
         der[at + 4] = b'f';
         let tampered = X509Req::from_der(&der).unwrap();
-        assert_eq!(check_csr(&pem(&tampered)).unwrap_err(), CsrError::BadSignature);
+        assert_eq!(
+            check_csr(&pem(&tampered)).unwrap_err(),
+            CsrError::BadSignature
+        );
     }
 
     #[test]
@@ -858,12 +870,18 @@ mod tests {
         );
         assert_eq!(
             validity(now, 398, 397, far),
-            Err(ValidityError::TooLong { days: 398, max: 397 })
+            Err(ValidityError::TooLong {
+                days: 398,
+                max: 397
+            })
         );
         // Capped at the CA's end.
         let soon = now + 10 * SECONDS_PER_DAY;
         assert_eq!(validity(now, 90, 397, soon).unwrap().not_after, soon);
-        assert_eq!(validity(now, 1, 397, now - 1), Err(ValidityError::CaExpired));
+        assert_eq!(
+            validity(now, 1, 397, now - 1),
+            Err(ValidityError::CaExpired)
+        );
     }
 
     #[test]
@@ -950,7 +968,10 @@ mod tests {
             crate::cert::unix_seconds(cert.not_before()),
             Some(v.not_before)
         );
-        assert_eq!(crate::cert::unix_seconds(cert.not_after()), Some(v.not_after));
+        assert_eq!(
+            crate::cert::unix_seconds(cert.not_after()),
+            Some(v.not_after)
+        );
     }
 
     #[test]
