@@ -51,6 +51,14 @@ pub enum PgsslError {
         /// The operating system's reason.
         reason: String,
     },
+    /// A function that writes, called on a standby or in a read-only
+    /// transaction (25006).
+    ReadOnly {
+        /// The function, e.g. `pgssl.sign_csr()`.
+        function: &'static str,
+        /// Whether the server is a standby (in recovery).
+        in_recovery: bool,
+    },
     /// `revoke`: no certificate with this serial in the registry (P0002).
     UnknownSerial {
         /// The serial, normalised.
@@ -83,6 +91,7 @@ impl PgsslError {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::UnknownSerial { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            Self::ReadOnly { .. } => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::Internal { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -108,6 +117,13 @@ impl PgsslError {
             Self::CrlFileNotSet => "ssl_crl_file is not set".into(),
             Self::CrlWrite { path, reason } => {
                 format!("could not write CRL file \"{path}\": {reason}")
+            }
+            Self::ReadOnly {
+                function,
+                in_recovery: true,
+            } => format!("cannot execute {function} during recovery"),
+            Self::ReadOnly { function, .. } => {
+                format!("cannot execute {function} in a read-only transaction")
             }
             Self::UnknownSerial { serial } => {
                 format!("no certificate with serial {serial} in pgssl.issued_certs")
@@ -142,6 +158,10 @@ impl PgsslError {
                     .into(),
             ),
             Self::CrlWrite { .. } | Self::Internal { .. } => None,
+            Self::ReadOnly {
+                in_recovery: true, ..
+            } => Some("The CA signs and records on the primary server.".into()),
+            Self::ReadOnly { .. } => None,
             Self::UnknownSerial { .. } => Some(
                 "Serials are hex, as in pgssl.issued_certs.serial or openssl x509 -serial.".into(),
             ),

@@ -9,7 +9,6 @@
 //!
 //! Everything that signs or writes is VOLATILE and PARALLEL UNSAFE.
 
-use std::ffi::CStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgrx::prelude::*;
@@ -53,13 +52,17 @@ fn require_superuser(function: &'static str) {
 
 /// ERROR 25006 on a standby or in a read-only transaction, before anything
 /// is signed: these functions write the registry, files or a sequence.
-fn require_writable(function: &'static CStr) {
-    // SAFETY: both only read backend state and raise a regular ERROR
-    // (25006) when the command is not allowed; pgrx turns that into a
-    // Rust unwind at this FFI boundary.
-    unsafe {
-        pg_sys::PreventCommandDuringRecovery(function.as_ptr());
-        pg_sys::PreventCommandIfReadOnly(function.as_ptr());
+fn require_writable(function: &'static str) {
+    // SAFETY: RecoveryInProgress only reads shared memory state and never
+    // raises an error; XactReadOnly is the backend's own flag for the current
+    // transaction, read on the backend's only thread.
+    let (in_recovery, read_only) = unsafe { (pg_sys::RecoveryInProgress(), pg_sys::XactReadOnly) };
+    if in_recovery || read_only {
+        PgsslError::ReadOnly {
+            function,
+            in_recovery,
+        }
+        .report();
     }
 }
 
@@ -85,7 +88,7 @@ fn init_ca(
     key_type: default!(&str, "'ec-p256'"),
 ) -> String {
     require_superuser("pgssl.init_ca()");
-    require_writable(c"pgssl.init_ca()");
+    require_writable("pgssl.init_ca()");
     policy::check_common_name(common_name).unwrap_or_else(|e| {
         PgsslError::InvalidArgument {
             message: format!("invalid CA common name: {e}"),
@@ -167,9 +170,9 @@ fn sign_csr(csr: Option<&str>, valid_days: default!(Option<i32>, "NULL")) -> Opt
 /// the caller's transaction and goes away with it on rollback.
 fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> String {
     require_writable(if only_for_session_user {
-        c"pgssl.enroll()"
+        "pgssl.enroll()"
     } else {
-        c"pgssl.sign_csr()"
+        "pgssl.sign_csr()"
     });
     let checked = policy::check_csr(csr).unwrap_or_else(|e| PgsslError::Csr(e).report());
     if only_for_session_user {
@@ -245,7 +248,7 @@ fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> Str
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
-    require_writable(c"pgssl.revoke()");
+    require_writable("pgssl.revoke()");
     let serial = policy::normalize_serial(serial).unwrap_or_else(|e| {
         PgsslError::InvalidArgument {
             message: e.to_string(),
@@ -302,7 +305,7 @@ fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn crl(next_update_days: default!(i32, 7)) -> String {
-    require_writable(c"pgssl.crl()");
+    require_writable("pgssl.crl()");
     make_crl(next_update_days)
 }
 
@@ -372,7 +375,7 @@ fn revoked_entries() -> Vec<RevokedEntry> {
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn install_crl(next_update_days: default!(i32, 7)) -> String {
     require_superuser("pgssl.install_crl()");
-    require_writable(c"pgssl.install_crl()");
+    require_writable("pgssl.install_crl()");
     let setting = Spi::get_one::<String>("SELECT pg_catalog.current_setting('ssl_crl_file')")
         .ok()
         .flatten()
