@@ -183,6 +183,12 @@ pub enum CaError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The certificate is not a CA certificate: its basicConstraints say
+    /// CA:FALSE, or its keyUsage lacks keyCertSign (55000).
+    NotCa {
+        /// The certificate's path.
+        path: PathBuf,
+    },
     /// The private key does not belong to the certificate (55000).
     KeyMismatch {
         /// The certificate's path.
@@ -246,6 +252,11 @@ impl fmt::Display for CaError {
                 "CA private key file \"{}\" has group or world access (mode {mode:04o})",
                 path.display()
             ),
+            Self::NotCa { path } => write!(
+                f,
+                "CA certificate file \"{}\" holds a certificate that may not sign certificates",
+                path.display()
+            ),
             Self::KeyMismatch {
                 cert_path,
                 key_path,
@@ -286,6 +297,9 @@ impl CaError {
             Self::KeyMismatch { .. } => {
                 Some("Set pgssl.ca_cert_file and pgssl.ca_key_file to the two halves of one CA.")
             }
+            Self::NotCa { .. } => Some(
+                "Use a CA certificate (basicConstraints CA:TRUE), e.g. one made by pgssl.init_ca().",
+            ),
             Self::Exists { .. } => Some(
                 "pgssl.init_ca() never overwrites a CA; move the old files away first, \
                  or use the existing CA.",
@@ -364,7 +378,28 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
             key_path: key_path.into(),
         });
     }
+    if !may_sign_certificates(&cert) {
+        return Err(CaError::NotCa {
+            path: cert_path.into(),
+        });
+    }
     Ok(Authority { cert, key })
+}
+
+extern "C" {
+    // libcrypto's own CA test, as certificate verification applies it;
+    // openssl-sys does not bind it.
+    fn X509_check_ca(cert: *mut openssl_sys::X509) -> std::os::raw::c_int;
+}
+
+/// Whether OpenSSL's verification would accept `cert` as an issuer: a v3
+/// certificate with CA:TRUE (and keyCertSign when it has a keyUsage), or an
+/// old self-signed v1 certificate.
+fn may_sign_certificates(cert: &X509) -> bool {
+    // SAFETY: `cert` is a valid certificate; X509_check_ca only reads it
+    // (it caches the decoded extensions inside the X509 object, as any
+    // OpenSSL reader does).
+    unsafe { X509_check_ca(cert.as_ptr()) > 0 }
 }
 
 /// PostgreSQL's rule for its own server key: no access for group or others,
@@ -385,7 +420,8 @@ fn check_key_mode(path: &Path) -> Result<(), CaError> {
 }
 
 /// Writes a new CA's two files: the key first with mode 0600, then the
-/// certificate with mode 0644, neither ever over an existing file. When the
+/// certificate with mode 0644 (less the server's umask, usually 0077),
+/// neither ever over an existing file. When the
 /// certificate cannot be written the key is removed again.
 pub fn create(
     cert_path: &Path,
@@ -623,10 +659,33 @@ mod tests {
         let other = new_ca(CaKeyType::EcP256);
         create(&crt, &key, &ca.cert, &other.key).unwrap();
         assert!(matches!(load(&crt, &key), Err(CaError::KeyMismatch { .. })));
+        fs::remove_file(&crt).unwrap();
+        fs::remove_file(&key).unwrap();
+        // A leaf certificate with its own key is no CA.
+        let leaf_key = CaKeyType::EcP256.generate().unwrap();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let name = policy::common_name_only("leaf").unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&leaf_key).unwrap();
+        let (from, to) = (
+            Asn1Time::days_from_now(0).unwrap(),
+            Asn1Time::days_from_now(1).unwrap(),
+        );
+        b.set_not_before(&from).unwrap();
+        b.set_not_after(&to).unwrap();
+        b.append_extension(BasicConstraints::new().critical().build().unwrap())
+            .unwrap();
+        b.sign(&leaf_key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        create(&crt, &key, &b.build(), &leaf_key).unwrap();
+        assert!(matches!(load(&crt, &key), Err(CaError::NotCa { .. })));
+        fs::remove_file(&key).unwrap();
+        // World-readable keys are refused, whoever owns them.
+        fs::write(&key, other.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        if fs::metadata(&key).unwrap().uid() != 0 {
-            assert!(matches!(load(&crt, &key), Err(CaError::KeyFileOpen { .. })));
-        }
+        assert!(matches!(load(&crt, &key), Err(CaError::KeyFileOpen { .. })));
         fs::write(&crt, "not a certificate").unwrap();
         assert!(matches!(load(&crt, &key), Err(CaError::NotPem { .. })));
     }

@@ -334,7 +334,7 @@ fn revoked_entries() -> Vec<RevokedEntry> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT serial,
-                    pg_catalog.date_part('epoch', revoked_at)::bigint,
+                    pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
                     revocation_reason
                FROM pgssl.issued_certs
               WHERE revoked_at IS NOT NULL
