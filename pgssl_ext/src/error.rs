@@ -72,6 +72,28 @@ pub enum PgsslError {
         /// OpenSSL's error text.
         reason: String,
     },
+    /// A file the server's TLS settings name cannot be read or holds no
+    /// certificate (58P01 when missing, 58030 on other I/O errors, F0000 when
+    /// its contents are not what the setting needs).
+    ServerFile {
+        /// The file, resolved against the data directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// How it went wrong.
+        kind: FileProblem,
+    },
+}
+
+/// How reading a configured file failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileProblem {
+    /// It does not exist.
+    Missing,
+    /// It exists but could not be read.
+    Unreadable,
+    /// It was read, but its contents are unusable.
+    BadContents,
 }
 
 impl PgsslError {
@@ -93,6 +115,18 @@ impl PgsslError {
             Self::UnknownSerial { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             Self::ReadOnly { .. } => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::Internal { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            Self::ServerFile {
+                kind: FileProblem::Missing,
+                ..
+            } => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            Self::ServerFile {
+                kind: FileProblem::Unreadable,
+                ..
+            } => PgSqlErrorCode::ERRCODE_IO_ERROR,
+            Self::ServerFile {
+                kind: FileProblem::BadContents,
+                ..
+            } => PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
         }
     }
 
@@ -129,6 +163,12 @@ impl PgsslError {
                 format!("no certificate with serial {serial} in pgssl.issued_certs")
             }
             Self::Internal { doing, reason } => format!("internal error while {doing}: {reason}"),
+            Self::ServerFile { path, reason, .. } => {
+                format!(
+                    "could not use server certificate file \"{}\": {reason}",
+                    path.display()
+                )
+            }
         }
     }
 
@@ -165,6 +205,7 @@ impl PgsslError {
             Self::UnknownSerial { .. } => Some(
                 "Serials are hex, as in pgssl.issued_certs.serial or openssl x509 -serial.".into(),
             ),
+            Self::ServerFile { .. } => Some("Check ssl_cert_file: it names a PEM file relative to the data directory.".into()),
         }
     }
 

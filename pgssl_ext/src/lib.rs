@@ -6,16 +6,23 @@
 
 use pgrx::prelude::*;
 
+mod audit;
 mod ca;
 mod cert;
 mod dn;
 mod error;
 mod port;
 mod session;
+mod timestamps;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/session.sql", name = "session_sql", finalize);
+extension_sql_file!(
+    "../../sql/audit.sql",
+    name = "audit_sql",
+    requires = [audit::server_cert, audit::check_config]
+);
 extension_sql_file!(
     "../../sql/ca.sql",
     name = "ca_sql",
