@@ -401,3 +401,87 @@ fn install_crl(next_update_days: default!(i32, 7)) -> String {
     });
     path.display().to_string()
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509Crl, X509NameBuilder, X509ReqBuilder, X509};
+    use pgrx::prelude::*;
+
+    /// A CA of its own in a fresh folder, so reruns on the same test
+    /// cluster never meet an existing one.
+    fn fresh_ca() {
+        let dir = std::env::temp_dir().join(format!(
+            "pgssl-pgtest-{}-{}",
+            std::process::id(),
+            super::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.display();
+        Spi::run(&format!(
+            "SET pgssl.ca_cert_file = '{dir}/ca.crt'; SET pgssl.ca_key_file = '{dir}/ca.key'"
+        ))
+        .unwrap();
+        Spi::get_one::<String>("SELECT pgssl.init_ca('pg_test CA', 30, 'ec-p384')").unwrap();
+    }
+
+    fn csr(cn: &str) -> String {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        if !cn.is_empty() {
+            name.append_entry_by_text("CN", cn).unwrap();
+        }
+        let mut req = X509ReqBuilder::new().unwrap();
+        req.set_subject_name(&name.build()).unwrap();
+        req.set_pubkey(&key).unwrap();
+        req.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        String::from_utf8(req.build().to_pem().unwrap()).unwrap()
+    }
+
+    #[pg_test]
+    fn sign_record_revoke_and_list_in_the_crl() {
+        fresh_ca();
+        let pem = Spi::get_one_with_args::<String>(
+            "SELECT pgssl.sign_csr($1, 10)",
+            &[csr("carol").as_str().into()],
+        )
+        .unwrap()
+        .unwrap();
+        let cert = X509::from_pem(pem.as_bytes()).unwrap();
+        let serial = crate::cert::serial_hex(&cert).unwrap();
+        let row = Spi::get_one_with_args::<String>(
+            "SELECT common_name || '|' || (issued_by = session_user) || '|'
+                    || (not_after - not_before)::text
+               FROM pgssl.issued_certs WHERE serial = $1",
+            &[serial.as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(row.as_deref(), Some("carol|true|10 days 00:05:00"));
+
+        let revoked = Spi::get_one_with_args::<bool>(
+            "SELECT pgssl.revoke($1, 'superseded')",
+            &[serial.as_str().into()],
+        );
+        assert_eq!(revoked, Ok(Some(true)));
+        let crl = Spi::get_one::<String>("SELECT pgssl.crl(1)")
+            .unwrap()
+            .unwrap();
+        let crl = X509Crl::from_pem(crl.as_bytes()).unwrap();
+        assert!(matches!(
+            crl.get_by_serial(cert.serial_number()),
+            openssl::x509::CrlStatus::Revoked(_)
+        ));
+    }
+
+    #[pg_test(error = "certificate signing request has no common name (CN)")]
+    fn a_csr_without_cn_is_refused() {
+        fresh_ca();
+        Spi::get_one_with_args::<String>("SELECT pgssl.sign_csr($1)", &[csr("").as_str().into()])
+            .unwrap();
+    }
+}
