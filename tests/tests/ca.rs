@@ -953,3 +953,24 @@ fn a_standby_refuses_to_sign_with_25006() {
         );
     }
 }
+
+#[test]
+fn check_config_flags_revocations_the_server_does_not_enforce() {
+    let cluster = pgssl_ca_cluster("ec-p256");
+    let status = || {
+        cluster.sql(
+            "SELECT status FROM pgssl.check_config() WHERE \"check\" = 'crl_for_revoked_certs'",
+        )
+    };
+    assert_eq!(status(), "ok");
+    cluster.sql(&format!(
+        "SELECT pgssl.sign_csr({}) IS NOT NULL",
+        lit(&crate_csr(&["carol"]))
+    ));
+    let serial = cluster.sql("SELECT serial FROM pgssl.issued_certs");
+    cluster.sql(&format!("SELECT pgssl.revoke('{serial}', 'superseded')"));
+    assert_eq!(status(), "fail");
+    set_and_reload(&cluster, "ssl_crl_file", "pgssl.crl");
+    cluster.sql("SELECT pgssl.install_crl()");
+    assert_eq!(status(), "ok");
+}
