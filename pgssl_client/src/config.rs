@@ -535,11 +535,12 @@ fn protocol_version(values: &BTreeMap<&'static str, String>, key: &str) -> Resul
 
 /// libpq's `parse_int_param`: `strtol` with surrounding whitespace allowed.
 fn parse_int(key: &str, value: &str) -> Result<i64, Error> {
-    let t = value.trim_matches(|c: char| c.is_ascii_whitespace());
-    let t2 = t.strip_prefix('+').unwrap_or(t);
-    let digits = t2.strip_prefix('-').unwrap_or(t2);
-    if t.len() == value.trim_start().len() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = t2.parse::<i32>() {
+    let s = value.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let sign_len = usize::from(s.starts_with(['+', '-']));
+    let digits = s[sign_len..].bytes().take_while(u8::is_ascii_digit).count();
+    let (number, rest) = s.split_at(sign_len + digits);
+    if digits > 0 && rest.bytes().all(|b| b.is_ascii_whitespace()) {
+        if let Ok(n) = number.parse::<i32>() {
             return Ok(n.into());
         }
     }
@@ -843,7 +844,7 @@ fn parse_uri_params(params: &str, values: &mut BTreeMap<&'static str, String>) -
         let key = parts.next().unwrap_or("");
         let value = parts.next();
         if parts.next().is_some() {
-            return Err(Error::Syntax { message: format!("extra key/value separator \"=\" in URI query parameter: \"{pair}\"") });
+            return Err(Error::Syntax { message: format!("extra key/value separator \"=\" in URI query parameter: \"{key}\"") });
         }
         let Some(value) = value else {
             return Err(Error::Syntax { message: format!("missing key/value separator \"=\" in URI query parameter: \"{pair}\"") });
@@ -860,4 +861,239 @@ fn parse_uri_params(params: &str, values: &mut BTreeMap<&'static str, String>) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each expectation is what libpq 15 does with the same string (checked against
+    //! `fe-connect.c` and, for the error cases, against psql's messages).
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(s: &str) -> Result<Config, Error> {
+        Config::from_conninfo_with_env(s, &no_env, Some(Path::new("/home/u")))
+    }
+
+    fn parse_env(s: &str, env: &[(&str, &str)]) -> Result<Config, Error> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_conninfo_with_env(s, &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()), Some(Path::new("/home/u")))
+    }
+
+    fn get(s: &str, key: &str) -> Option<String> {
+        parse(s).unwrap().get(key).map(str::to_string)
+    }
+
+    fn err(s: &str) -> String {
+        parse(s).unwrap_err().to_string()
+    }
+
+    fn tcp(host: &str, port: u16) -> Endpoint {
+        Endpoint::Tcp { host: Some(host.into()), hostaddr: None, port }
+    }
+
+    #[test]
+    fn key_value_quoting_and_escaping() {
+        assert!(err("password='it''s'").starts_with("missing \"=\" after \"'s'\""));
+        assert_eq!(get("password='it\\'s here'", "password").as_deref(), Some("it's here"));
+        assert_eq!(get("password=a\\ b", "password").as_deref(), Some("a b"));
+        assert_eq!(get("password='a\\\\b'", "password").as_deref(), Some("a\\b"));
+        assert_eq!(get("  dbname = mydb   user=u ", "dbname").as_deref(), Some("mydb"));
+        assert_eq!(get("application_name=''", "application_name"), None);
+        // libpq skips whitespace after '=', so the next word becomes the value.
+        assert_eq!(get("application_name= dbname=x", "application_name").as_deref(), Some("dbname=x"));
+        assert_eq!(get("dbname=a dbname=b", "dbname").as_deref(), Some("b"));
+        assert_eq!(get("options='-c search_path=x'", "options").as_deref(), Some("-c search_path=x"));
+        assert_eq!(get("dbname=caf\u{e9}", "dbname").as_deref(), Some("caf\u{e9}"));
+    }
+
+    #[test]
+    fn key_value_syntax_errors() {
+        assert_eq!(err("host"), "missing \"=\" after \"host\" in connection info string");
+        assert_eq!(err("host localhost"), "missing \"=\" after \"host\" in connection info string");
+        assert_eq!(err("password='abc"), "unterminated quoted string in connection info string");
+        assert_eq!(err("hots=x"), "invalid connection option \"hots\"");
+        assert_eq!(err("sslpasswd=x"), "invalid connection option \"sslpasswd\"");
+        assert!(parse("").is_ok());
+    }
+
+    #[test]
+    fn invalid_values() {
+        assert!(err("sslmode=verify").starts_with("invalid sslmode value: \"verify\""));
+        assert!(err("sslmode=Require").starts_with("invalid sslmode value"));
+        assert!(err("channel_binding=yes").starts_with("invalid channel_binding value"));
+        assert!(err("gssencmode=maybe").starts_with("invalid gssencmode value"));
+        assert!(err("target_session_attrs=master").starts_with("invalid target_session_attrs value"));
+        assert!(err("ssl_min_protocol_version=TLSv1.4").starts_with("invalid ssl_min_protocol_version value"));
+        assert!(err("ssl_max_protocol_version=tls1.3").starts_with("invalid ssl_max_protocol_version value"));
+        assert!(err("ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2").contains("range"));
+        assert!(parse("ssl_min_protocol_version=tlsv1.3").is_ok(), "libpq compares case-insensitively");
+        assert!(err("port=abc").starts_with("invalid port value: \"abc\""));
+        assert!(err("port=0").starts_with("invalid port value: \"0\""));
+        assert!(err("port=65536").starts_with("invalid port value"));
+        assert!(parse("port=' 5433 '").is_ok(), "libpq's parse_int_param allows surrounding blanks");
+        assert!(err("connect_timeout=1s").starts_with("invalid connect_timeout value"));
+        assert!(err("keepalives=yes").starts_with("invalid keepalives value"));
+        assert!(err("hostaddr=localhost").starts_with("invalid hostaddr value"));
+        assert!(err("sslnegotiation=tls").starts_with("invalid sslnegotiation value"));
+        assert!(err("sslnegotiation=direct sslmode=prefer").contains("sslnegotiation=direct"));
+        assert!(parse("sslnegotiation=direct sslmode=require").is_ok());
+        assert!(err("host=a,b,c port=1,2").contains("could not match 2 port numbers to 3 hosts"));
+        assert!(err("host=a,b hostaddr=127.0.0.1").contains("could not match 2 host names to 1 hostaddr values"));
+    }
+
+    #[test]
+    fn sslrootcert_system_means_verify_full() {
+        assert_eq!(parse("sslrootcert=system").unwrap().ssl_mode(), SslMode::VerifyFull);
+        assert!(parse("sslrootcert=system sslmode=require").is_err());
+        assert_eq!(parse("sslrootcert=system sslmode=verify-full").unwrap().ssl_mode(), SslMode::VerifyFull);
+    }
+
+    #[test]
+    fn several_hosts_and_ports() {
+        let c = parse("host=a,b,/tmp port=1,2,3").unwrap();
+        assert_eq!(c.endpoints(), &[tcp("a", 1), tcp("b", 2), Endpoint::Unix { dir: "/tmp".into(), port: 3 }]);
+        let c = parse("host=a,b port=7").unwrap();
+        assert_eq!(c.endpoints(), &[tcp("a", 7), tcp("b", 7)]);
+        let c = parse("host=a,,b port=1,,3").unwrap();
+        assert_eq!(
+            c.endpoints(),
+            &[tcp("a", 1), Endpoint::Unix { dir: DEFAULT_SOCKET_DIR.into(), port: 5432 }, tcp("b", 3)]
+        );
+        let c = parse("hostaddr=127.0.0.1 host=db.example").unwrap();
+        assert_eq!(
+            c.endpoints(),
+            &[Endpoint::Tcp { host: Some("db.example".into()), hostaddr: Some("127.0.0.1".parse().unwrap()), port: 5432 }]
+        );
+        let c = parse("").unwrap();
+        assert_eq!(c.endpoints(), &[Endpoint::Unix { dir: DEFAULT_SOCKET_DIR.into(), port: 5432 }]);
+    }
+
+    #[test]
+    fn uris() {
+        let c = parse("postgresql://alice:s%40cret@db1:5433,db2/shop?sslmode=verify-full&application_name=x%20y").unwrap();
+        assert_eq!(c.user(), "alice");
+        assert_eq!(c.get("password"), Some("s@cret"));
+        assert_eq!(c.get("dbname"), Some("shop"));
+        assert_eq!(c.ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(c.get("application_name"), Some("x y"));
+        assert_eq!(c.endpoints(), &[tcp("db1", 5433), tcp("db2", 5432)]);
+        let c = parse("postgres://[::1]:5433/db").unwrap();
+        assert_eq!(c.endpoints(), &[tcp("::1", 5433)]);
+        let c = parse("postgresql://%2Fvar%2Frun%2Fpostgresql/db").unwrap();
+        assert_eq!(c.endpoints(), &[Endpoint::Unix { dir: "/var/run/postgresql".into(), port: 5432 }]);
+        let c = parse("postgresql:///db?host=/tmp&port=5433").unwrap();
+        assert_eq!(c.endpoints(), &[Endpoint::Unix { dir: "/tmp".into(), port: 5433 }]);
+        let c = parse("postgresql://user@").unwrap();
+        assert_eq!(c.user(), "user");
+        assert_eq!(c.get("dbname"), Some("user"));
+        assert_eq!(parse("postgresql://h/?ssl=true").unwrap().ssl_mode(), SslMode::Require);
+        assert_eq!(parse("postgresql://h/db?").unwrap().get("dbname"), Some("db"));
+        assert_eq!(parse("postgresql://h/db?sslmode=disable&").unwrap().ssl_mode(), SslMode::Disable);
+        assert_eq!(parse("postgresql://u%3Ax@h").unwrap().user(), "u:x");
+        assert_eq!(parse("postgresql://h/a+b").unwrap().get("dbname"), Some("a+b"));
+    }
+
+    #[test]
+    fn uri_errors() {
+        assert!(err("postgresql://[::1").starts_with("end of string reached when looking for matching \"]\""));
+        assert!(err("postgresql://[]/db").starts_with("IPv6 host address may not be empty"));
+        assert_eq!(
+            err("postgresql://[::1]x/db"),
+            "unexpected character \"x\" at position 19 in URI (expected \":\" or \"/\"): \"postgresql://[::1]x/db\""
+        );
+        assert!(err("postgresql://h/db?sslmode").starts_with("missing key/value separator \"=\""));
+        assert!(err("postgresql://h/db?a=b=c").starts_with("extra key/value separator \"=\""));
+        assert_eq!(err("postgresql://h/db?foo=bar"), "invalid URI query parameter: \"foo\"");
+        assert!(err("postgresql://h/d%zz").starts_with("invalid percent-encoded token"));
+        assert!(err("postgresql://h/d%2").starts_with("invalid percent-encoded token"));
+        assert!(err("postgresql://h/d%00").starts_with("forbidden value %00 in percent-encoded value"));
+        assert!(err("postgresql://h/db?sslmode=bogus").starts_with("invalid sslmode value"));
+    }
+
+    #[test]
+    fn environment_fallbacks() {
+        let env = [
+            ("PGHOST", "envhost"),
+            ("PGPORT", "6000"),
+            ("PGUSER", "envuser"),
+            ("PGDATABASE", "envdb"),
+            ("PGPASSWORD", "pw"),
+            ("PGSSLMODE", "verify-ca"),
+            ("PGSSLROOTCERT", "/r.crt"),
+            ("PGSSLCERT", "/c.crt"),
+            ("PGSSLKEY", "/c.key"),
+            ("PGSSLCRL", "/x.crl"),
+            ("PGSSLCRLDIR", "/crls"),
+            ("PGSSLSNI", "0"),
+            ("PGAPPNAME", "app"),
+            ("PGCHANNELBINDING", "require"),
+            ("PGCONNECT_TIMEOUT", "5"),
+            ("PGSSLMINPROTOCOLVERSION", "TLSv1.3"),
+        ];
+        let c = parse_env("", &env).unwrap();
+        assert_eq!(c.endpoints(), &[tcp("envhost", 6000)]);
+        assert_eq!(c.user(), "envuser");
+        assert_eq!(c.get("dbname"), Some("envdb"));
+        assert_eq!(c.get("password"), Some("pw"));
+        assert_eq!(c.ssl_mode(), SslMode::VerifyCa);
+        for (k, v) in [("sslrootcert", "/r.crt"), ("sslcert", "/c.crt"), ("sslkey", "/c.key"), ("sslcrl", "/x.crl"), ("sslcrldir", "/crls"), ("sslsni", "0"), ("application_name", "app"), ("channel_binding", "require"), ("connect_timeout", "5")] {
+            assert_eq!(c.get(k), Some(v), "{k}");
+        }
+        assert_eq!(c.min_version, Some(TlsVersion::Tls13));
+        // The connection string wins over the environment.
+        let c = parse_env("host=h sslmode=disable user=me", &env).unwrap();
+        assert_eq!(c.endpoints(), &[tcp("h", 6000)]);
+        assert_eq!(c.ssl_mode(), SslMode::Disable);
+        assert_eq!(c.user(), "me");
+        // An invalid environment value is an error, as in libpq.
+        assert!(parse_env("", &[("PGSSLMODE", "nope")]).is_err());
+        assert_eq!(parse_env("", &[("PGREQUIRESSL", "1")]).unwrap().ssl_mode(), SslMode::Require);
+        assert!(parse_env("", &[("PGSERVICE", "x")]).is_err());
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("user=u").unwrap();
+        assert_eq!(c.ssl_mode(), SslMode::Prefer);
+        assert_eq!(c.get("dbname"), Some("u"), "dbname defaults to the user");
+        assert_eq!(c.get("sslsni"), Some("1"));
+        assert_eq!(c.get("channel_binding"), Some("prefer"));
+        assert_eq!(c.min_version, Some(TlsVersion::Tls12));
+        assert_eq!(c.file_option("sslrootcert", "root.crt"), Some(PathBuf::from("/home/u/.postgresql/root.crt")));
+        assert_eq!(c.file_option("sslcert", "postgresql.crt"), Some(PathBuf::from("/home/u/.postgresql/postgresql.crt")));
+        assert_eq!(c.file_option("sslkey", "postgresql.key"), Some(PathBuf::from("/home/u/.postgresql/postgresql.key")));
+        let c = parse("sslcert=/x.crt").unwrap();
+        assert_eq!(c.file_option("sslcert", "postgresql.crt"), Some(PathBuf::from("/x.crt")));
+        let c = Config::from_conninfo_with_env("user=u", &no_env, None).unwrap();
+        assert_eq!(c.file_option("sslrootcert", "root.crt"), None);
+    }
+
+    #[test]
+    fn tokio_postgres_mapping() {
+        use tokio_postgres::config::SslMode as Tp;
+        for (mode, tp) in [("disable", Tp::Disable), ("allow", Tp::Prefer), ("prefer", Tp::Prefer), ("require", Tp::Require), ("verify-ca", Tp::Require), ("verify-full", Tp::Require)] {
+            let c = parse(&format!("host=h sslmode={mode}")).unwrap();
+            assert_eq!(c.tokio_config(&c.endpoints()[0]).get_ssl_mode(), tp, "{mode}");
+        }
+        let c = parse("host=/tmp sslmode=require").unwrap();
+        assert_eq!(c.tokio_config(&c.endpoints()[0]).get_ssl_mode(), Tp::Disable, "never TLS over a Unix socket");
+        let c = parse("host=h user=u password=p dbname=d application_name=a connect_timeout=1 keepalives_count=3").unwrap();
+        let t = c.tokio_config(&c.endpoints()[0]);
+        assert_eq!(t.get_user(), Some("u"));
+        assert_eq!(t.get_password(), Some(&b"p"[..]));
+        assert_eq!(t.get_dbname(), Some("d"));
+        assert_eq!(t.get_application_name(), Some("a"));
+        assert_eq!(t.get_connect_timeout(), Some(&Duration::from_secs(2)), "libpq raises 1 s to 2 s");
+        assert_eq!(t.get_keepalives_retries(), Some(3));
+    }
+
+    #[test]
+    fn recognises_connection_strings() {
+        assert!(is_connection_string("host=x"));
+        assert!(is_connection_string("postgresql://x"));
+        assert!(!is_connection_string("mydb"));
+    }
 }
