@@ -1,5 +1,9 @@
 -- Session TLS functions: documentation and the connections view.
 
+-- Every role may ask about its own session; functions that must not be public
+-- revoke EXECUTE themselves.
+GRANT USAGE ON SCHEMA pgssl TO PUBLIC;
+
 COMMENT ON FUNCTION pgssl.ssl_is_used() IS
   'true when the current connection uses TLS';
 COMMENT ON FUNCTION pgssl.ssl_version() IS
@@ -60,3 +64,4 @@ SELECT a.pid,
 
 COMMENT ON VIEW pgssl.connections IS
   'client backends with their TLS state (from pg_stat_ssl: DNs cut at 63 bytes)';
+GRANT SELECT ON pgssl.connections TO PUBLIC;

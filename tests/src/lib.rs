@@ -1,1 +1,139 @@
-//! Test fixtures.
+//! End-to-end test support for pgssl: throwaway TLS clusters and
+//! certificates minted at run time.
+//!
+//! ```no_run
+//! use pgssl_tests::TlsCluster;
+//!
+//! let cluster = TlsCluster::start();
+//! let alice = cluster.client_cert(&[("CN", "alice")]);
+//! cluster.sql("CREATE ROLE alice LOGIN");
+//! let cn = cluster.psql_ok(&cluster.verify_full("alice", Some(&alice)), "SELECT pgssl.client_cn()");
+//! assert_eq!(cn, "alice");
+//! ```
+
+pub mod cluster;
+pub mod pki;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use cluster::{clean_command, pg_bindir, ClusterBuilder, TlsCluster, DEFAULT_HBA};
+pub use pki::{Ca, CertFiles, CertSpec, Issued, KeyType};
+
+/// A suffix unique within this test process, for file names.
+pub fn unique_suffix() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs the `openssl` command line in `dir`, panicking on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The files of the seed document's recipe, made with its exact openssl
+/// commands: `ca.crt`/`ca.key` (server CA), `server.crt`/`server.key`
+/// (X.509 v1, `CN=127.0.0.1`, no SAN, text before the PEM block),
+/// `ca-client.crt`/`ca-client.key` (client CA) and `client.crt`/`client.key`
+/// (`CN=postgres`).
+pub fn seed_recipe(dir: &Path) {
+    let cmds: [&[&str]; 6] = [
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "3650",
+            "-nodes",
+            "-out",
+            "ca.crt",
+            "-keyout",
+            "ca.key",
+            "-subj",
+            "/CN=root-server-ca",
+        ],
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-text",
+            "-out",
+            "server.csr",
+            "-keyout",
+            "server.key",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-text",
+            "-days",
+            "365",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+        ],
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "3650",
+            "-nodes",
+            "-out",
+            "ca-client.crt",
+            "-keyout",
+            "ca-client.key",
+            "-subj",
+            "/CN=root-client-ca",
+        ],
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-text",
+            "-out",
+            "client.csr",
+            "-keyout",
+            "client.key",
+            "-subj",
+            "/CN=postgres",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-text",
+            "-days",
+            "365",
+            "-CA",
+            "ca-client.crt",
+            "-CAkey",
+            "ca-client.key",
+            "-CAcreateserial",
+            "-out",
+            "client.crt",
+        ],
+    ];
+    for args in cmds {
+        openssl(dir, args);
+    }
+}

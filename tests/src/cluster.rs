@@ -1,0 +1,491 @@
+//! A throwaway PostgreSQL cluster with TLS, one per test.
+//!
+//! Each cluster lives in its own temporary folder and listens on its own free
+//! port on 127.0.0.1, so tests run in parallel. The server runs as the
+//! `postgres` OS user when the tests run as root (initdb refuses root), and is
+//! stopped and removed on drop, also when the test panics.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+use crate::pki::{write_file, Ca, CertFiles, CertSpec};
+
+/// The default `pg_hba.conf`: superuser over the socket; over TCP with TLS,
+/// members of `scram_users` log in with a password and everyone else with a
+/// client certificate; without TLS, a password.
+pub const DEFAULT_HBA: &str = "\
+# TYPE    DATABASE USER          ADDRESS        METHOD
+local     all      all                          trust
+hostssl   all      +scram_users  127.0.0.1/32   scram-sha-256
+hostssl   all      all           127.0.0.1/32   cert
+hostnossl all      all           127.0.0.1/32   scram-sha-256
+";
+
+/// The PostgreSQL binaries: `$PGSSL_PG_BINDIR`, else PostgreSQL 15's.
+pub fn pg_bindir() -> PathBuf {
+    std::env::var_os("PGSSL_PG_BINDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and gid the server runs as: `postgres` when we are root, else ourselves.
+fn server_owner() -> Option<(u32, u32)> {
+    if !is_root() {
+        return None;
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id");
+        assert!(
+            out.status.success(),
+            "no `postgres` OS user: install postgresql-15"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// A command run as the server's OS user.
+fn server_command(program: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
+    let Some((uid, gid)) = owner else { return };
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), owner);
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// How to build a cluster; [`TlsCluster::start`] takes the defaults.
+pub struct ClusterBuilder {
+    ssl: bool,
+    server_files: Option<CertFiles>,
+    ca_file: Option<PathBuf>,
+    crl_file: Option<PathBuf>,
+    hba: String,
+    conf: Vec<String>,
+    create_extension: bool,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        ClusterBuilder {
+            ssl: true,
+            server_files: None,
+            ca_file: None,
+            crl_file: None,
+            hba: DEFAULT_HBA.into(),
+            conf: vec![],
+            create_extension: true,
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// `ssl = off` (the certificates are still minted and configured).
+    pub fn ssl_off(mut self) -> Self {
+        self.ssl = false;
+        self
+    }
+
+    /// Serve these files instead of a certificate from the cluster's CA.
+    /// They are copied into the data directory as `server.crt`/`server.key`.
+    pub fn server_files(mut self, files: CertFiles) -> Self {
+        self.server_files = Some(files);
+        self
+    }
+
+    /// Use this file as `ssl_ca_file` (copied into the data directory as
+    /// `ca.crt`) instead of the cluster CA's certificate.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Use this file as `ssl_crl_file` (copied into the data directory as `root.crl`).
+    pub fn crl_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.crl_file = Some(path.into());
+        self
+    }
+
+    /// Replace the whole `pg_hba.conf`. Keep a `local all all trust` line:
+    /// the fixture administers the cluster over the Unix socket.
+    pub fn hba(mut self, hba: &str) -> Self {
+        self.hba = hba.into();
+        self
+    }
+
+    /// Append a line to `postgresql.conf`.
+    pub fn conf(mut self, line: &str) -> Self {
+        self.conf.push(line.into());
+        self
+    }
+
+    /// Do not run `CREATE EXTENSION pgssl`.
+    pub fn without_extension(mut self) -> Self {
+        self.create_extension = false;
+        self
+    }
+
+    /// Creates, configures and starts the cluster.
+    pub fn start(self) -> TlsCluster {
+        TlsCluster::start_with(self)
+    }
+}
+
+/// A running cluster and the PKI it trusts.
+pub struct TlsCluster {
+    root: TempDir,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The Unix socket directory (the superuser connects there).
+    pub socket_dir: PathBuf,
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The CA that signed the server certificate and that the server trusts
+    /// for client certificates (unless the builder replaced either).
+    pub ca: Ca,
+    /// The CA certificate, for clients' `sslrootcert`.
+    pub root_cert: PathBuf,
+    /// A folder owned by the test's user for client files.
+    pub client_dir: PathBuf,
+    owner: Option<(u32, u32)>,
+}
+
+impl TlsCluster {
+    /// A cluster with the defaults: TLS on, a server certificate with SANs
+    /// `localhost` and `127.0.0.1`, [`DEFAULT_HBA`], and the extension created.
+    pub fn start() -> TlsCluster {
+        ClusterBuilder::default().start()
+    }
+
+    /// A builder for other set-ups.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    fn start_with(options: ClusterBuilder) -> TlsCluster {
+        let root = tempfile::Builder::new()
+            .prefix("pgssl-test-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let owner = server_owner();
+        let data_dir = root.path().join("data");
+        let socket_dir = root.path().join("sock");
+        let client_dir = root.path().join("client");
+        let server_dir = root.path().join("server");
+        for dir in [&socket_dir, &client_dir, &server_dir] {
+            fs::create_dir(dir).unwrap();
+        }
+
+        let ca = Ca::new("pgssl test CA");
+        let root_cert = client_dir.join("root.crt");
+        ca.write_cert(&root_cert);
+
+        // initdb into a folder the server's user owns.
+        fs::create_dir(&data_dir).unwrap();
+        fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        chown_tree(&data_dir, owner);
+        chown_tree(&socket_dir, owner);
+        let mut initdb = server_command(&pg_bindir().join("initdb"));
+        initdb.arg("-D").arg(&data_dir).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        run(&mut initdb);
+
+        // TLS files go into the data directory, as a DBA would put them.
+        let server_files = options
+            .server_files
+            .unwrap_or_else(|| ca.issue(&CertSpec::server()).write(&server_dir, "server"));
+        fs::copy(&server_files.cert, data_dir.join("server.crt")).unwrap();
+        fs::copy(&server_files.key, data_dir.join("server.key")).unwrap();
+        fs::set_permissions(
+            data_dir.join("server.key"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        match &options.ca_file {
+            Some(path) => drop(fs::copy(path, data_dir.join("ca.crt")).unwrap()),
+            None => ca.write_cert(&data_dir.join("ca.crt")),
+        }
+        let mut conf = vec![
+            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("unix_socket_directories = '{}'", socket_dir.display()),
+            format!("ssl = {}", if options.ssl { "on" } else { "off" }),
+            "ssl_cert_file = 'server.crt'".into(),
+            "ssl_key_file = 'server.key'".into(),
+            "ssl_ca_file = 'ca.crt'".into(),
+            "fsync = off".into(),
+            "max_connections = 30".into(),
+            "shared_buffers = 16MB".into(),
+        ];
+        if let Some(path) = &options.crl_file {
+            fs::copy(path, data_dir.join("root.crl")).unwrap();
+            conf.push("ssl_crl_file = 'root.crl'".into());
+        }
+        conf.extend(options.conf);
+        let mut pg_conf = fs::read_to_string(data_dir.join("postgresql.conf")).unwrap();
+        pg_conf.push_str("\n# pgssl test fixture\n");
+        pg_conf.push_str(&conf.join("\n"));
+        pg_conf.push('\n');
+        fs::write(data_dir.join("postgresql.conf"), pg_conf).unwrap();
+        fs::write(data_dir.join("pg_hba.conf"), &options.hba).unwrap();
+        chown_tree(&data_dir, owner);
+
+        let mut cluster = TlsCluster {
+            root,
+            data_dir,
+            socket_dir,
+            port: 0,
+            ca,
+            root_cert,
+            client_dir,
+            owner,
+        };
+        cluster.start_server();
+        cluster.sql("CREATE ROLE scram_users NOLOGIN");
+        if options.create_extension {
+            let out = cluster.psql_socket("postgres", "CREATE EXTENSION pgssl");
+            assert!(
+                out.status.success(),
+                "CREATE EXTENSION pgssl failed (is the extension installed? run scripts/setup.sh): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        cluster
+    }
+
+    /// Starts the server on a free port; retries when another test took the port first.
+    fn start_server(&mut self) {
+        let mut last_error = String::new();
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let out = server_command(&pg_bindir().join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data_dir)
+                .arg("-l")
+                .arg(self.data_dir.join("server.log"))
+                .args(["-o", &format!("-p {port}"), "-w", "-t", "60", "start"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                self.port = port;
+                return;
+            }
+            last_error = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        panic!("the test server did not start:\n{last_error}");
+    }
+
+    /// Runs `pg_ctl` with the given action (`reload`, `restart`, ...).
+    pub fn pg_ctl(&self, action: &str) {
+        run(server_command(&pg_bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(self.data_dir.join("server.log"))
+            .args(["-o", &format!("-p {}", self.port), "-w", "-t", "60", action]));
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// A folder of this cluster's temporary tree, created on first use.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let dir = self.root.path().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Writes a file into the data directory, owned by the server's user.
+    pub fn write_data_file(&self, name: &str, contents: &[u8], mode: u32) {
+        let path = self.data_dir.join(name);
+        write_file(&path, contents, mode);
+        chown_tree(&path, self.owner);
+    }
+
+    /// Runs SQL as the superuser over the Unix socket in database `postgres`;
+    /// returns the unaligned, tuples-only output. Panics on any error.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = self.psql_socket("postgres", sql);
+        assert!(
+            out.status.success(),
+            "{sql}\nfailed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string()
+    }
+
+    fn psql_socket(&self, dbname: &str, sql: &str) -> Output {
+        let conninfo = format!(
+            "host={} port={} dbname={dbname} user=postgres",
+            self.socket_dir.display(),
+            self.port
+        );
+        self.psql(&conninfo, sql)
+    }
+
+    /// A libpq connection string for TCP to 127.0.0.1 (`host` and `port`
+    /// first, so `extra` can override them).
+    pub fn conninfo(&self, extra: &str) -> String {
+        format!("host=127.0.0.1 port={} dbname=postgres {extra}", self.port)
+    }
+
+    /// The connection string psql uses with `sslmode=verify-full` against the
+    /// cluster CA, for `user`, with a client certificate when given. Without
+    /// one, `sslcert` names a file that does not exist, so libpq sends none.
+    pub fn verify_full(&self, user: &str, client: Option<&CertFiles>) -> String {
+        let (cert, key) = match client {
+            Some(files) => (files.cert.clone(), files.key.clone()),
+            None => (
+                self.client_dir.join("none.crt"),
+                self.client_dir.join("none.key"),
+            ),
+        };
+        self.conninfo(&format!(
+            "user='{user}' sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+            self.root_cert.display(),
+            cert.display(),
+            key.display()
+        ))
+    }
+
+    /// A client certificate from the cluster CA with this subject, written
+    /// into the client folder.
+    pub fn client_cert(&self, subject: &[(&str, &str)]) -> CertFiles {
+        self.issue_client(&CertSpec::client(subject))
+    }
+
+    /// A client certificate from the cluster CA per `spec`.
+    pub fn issue_client(&self, spec: &CertSpec) -> CertFiles {
+        let stem = format!("client-{}", crate::unique_suffix());
+        self.ca.issue(spec).write(&self.client_dir, &stem)
+    }
+
+    /// Runs psql with `conninfo` and `sql` (`-X -q -A -t`, stop on the first
+    /// error), with every `PG*` variable removed and `HOME` pointing at the
+    /// cluster's folder, so nothing of the machine's own set-up leaks in.
+    pub fn psql(&self, conninfo: &str, sql: &str) -> Output {
+        self.psql_command(conninfo)
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .expect("psql")
+    }
+
+    /// The psql command [`psql`](Self::psql) runs, before `-c`.
+    pub fn psql_command(&self, conninfo: &str) -> Command {
+        let mut cmd = clean_command(&pg_bindir().join("psql"), self.root.path());
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo,
+        ]);
+        cmd
+    }
+
+    /// Like [`psql`](Self::psql), panicking with psql's stderr on failure;
+    /// returns stdout without the final newline.
+    pub fn psql_ok(&self, conninfo: &str, sql: &str) -> String {
+        let out = self.psql(conninfo, sql);
+        assert!(
+            out.status.success(),
+            "psql {conninfo:?} -c {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string()
+    }
+
+    /// Runs a query that returns one JSON value and parses it.
+    pub fn psql_json(&self, conninfo: &str, sql: &str) -> serde_json::Value {
+        let text = self.psql_ok(conninfo, sql);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// A command with every `PG*` variable removed and `HOME` set to `home`.
+pub fn clean_command(program: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOME", home);
+    cmd
+}
+
+impl Drop for TlsCluster {
+    fn drop(&mut self) {
+        if self.port != 0 {
+            let _ = server_command(&pg_bindir().join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- server log of the failed test ---\n{}", self.log());
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Certificates minted at test time, so nothing committed can expire.
+
+use std::fs;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Name, X509NameBuilder, X509};
+
+/// Key algorithms for minted certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// ECDSA on P-256.
+    EcP256,
+    /// RSA, 2048 bits.
+    Rsa2048,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyType {
+    /// A fresh private key of this type.
+    pub fn generate(self) -> PKey<Private> {
+        match self {
+            KeyType::EcP256 => {
+                let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+                PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+            }
+            KeyType::Rsa2048 => PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap(),
+            KeyType::Ed25519 => PKey::generate_ed25519().unwrap(),
+        }
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            KeyType::Ed25519 => MessageDigest::null(),
+            _ => MessageDigest::sha256(),
+        }
+    }
+}
+
+/// What to put in a certificate.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    /// Subject attributes in encoding order, e.g. `[("O", "Acme"), ("CN", "alice")]`.
+    pub subject: Vec<(String, String)>,
+    /// DNS names for the SAN extension.
+    pub dns: Vec<String>,
+    /// IP addresses for the SAN extension.
+    pub ips: Vec<IpAddr>,
+    /// Valid from now + this many seconds (negative: in the past).
+    pub not_before_secs: i64,
+    /// Valid until now + this many seconds.
+    pub not_after_secs: i64,
+    /// The key type.
+    pub key_type: KeyType,
+    /// Server (serverAuth) or client (clientAuth) usage.
+    pub server: bool,
+}
+
+impl CertSpec {
+    /// A client certificate with the given subject, valid for a day.
+    pub fn client(subject: &[(&str, &str)]) -> Self {
+        CertSpec {
+            subject: subject
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dns: vec![],
+            ips: vec![],
+            not_before_secs: -300,
+            not_after_secs: 86_400,
+            key_type: KeyType::EcP256,
+            server: false,
+        }
+    }
+
+    /// A server certificate for `CN=localhost` with SANs `localhost` and `127.0.0.1`.
+    pub fn server() -> Self {
+        CertSpec {
+            subject: vec![("CN".into(), "localhost".into())],
+            dns: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+            server: true,
+            ..CertSpec::client(&[])
+        }
+    }
+
+    /// The same with another key type.
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// The same with another validity window, relative to now.
+    pub fn validity(mut self, not_before_secs: i64, not_after_secs: i64) -> Self {
+        self.not_before_secs = not_before_secs;
+        self.not_after_secs = not_after_secs;
+        self
+    }
+}
+
+/// A certificate and its private key.
+pub struct Issued {
+    /// The certificate.
+    pub cert: X509,
+    /// Its private key.
+    pub key: PKey<Private>,
+}
+
+/// A certificate and key written to files (key mode 0600).
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// The PEM certificate.
+    pub cert: PathBuf,
+    /// The PEM private key (PKCS#8).
+    pub key: PathBuf,
+}
+
+impl Issued {
+    /// Writes `<stem>.crt` and `<stem>.key` into `dir`.
+    pub fn write(&self, dir: &Path, stem: &str) -> CertFiles {
+        let cert = dir.join(format!("{stem}.crt"));
+        let key = dir.join(format!("{stem}.key"));
+        write_file(&cert, &self.cert.to_pem().unwrap(), 0o644);
+        write_file(&key, &self.key.private_key_to_pem_pkcs8().unwrap(), 0o600);
+        CertFiles { cert, key }
+    }
+}
+
+/// A certificate authority for tests.
+pub struct Ca {
+    /// The self-signed CA certificate.
+    pub cert: X509,
+    key: PKey<Private>,
+    key_type: KeyType,
+}
+
+impl Ca {
+    /// A new EC P-256 CA valid for a year, with subject `CN=<cn>`.
+    pub fn new(cn: &str) -> Ca {
+        Ca::with_key_type(cn, KeyType::EcP256)
+    }
+
+    /// A new CA with the given key type.
+    pub fn with_key_type(cn: &str, key_type: KeyType) -> Ca {
+        let key = key_type.generate();
+        let name = build_name(&[("CN".into(), cn.into())]);
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&random_serial()).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+            .unwrap();
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let ski = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(None, None))
+            .unwrap();
+        b.append_extension(ski).unwrap();
+        b.sign(&key, key_type.digest()).unwrap();
+        Ca {
+            cert: b.build(),
+            key,
+            key_type,
+        }
+    }
+
+    /// Issues a certificate per `spec`.
+    pub fn issue(&self, spec: &CertSpec) -> Issued {
+        let key = spec.key_type.generate();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&random_serial()).unwrap();
+        b.set_subject_name(&build_name(&spec.subject)).unwrap();
+        b.set_issuer_name(self.cert.subject_name()).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&relative_time(spec.not_before_secs))
+            .unwrap();
+        b.set_not_after(&relative_time(spec.not_after_secs))
+            .unwrap();
+        b.append_extension(BasicConstraints::new().critical().build().unwrap())
+            .unwrap();
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_encipherment()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let eku = if spec.server {
+            ExtendedKeyUsage::new().server_auth().build()
+        } else {
+            ExtendedKeyUsage::new().client_auth().build()
+        };
+        b.append_extension(eku.unwrap()).unwrap();
+        let ctx = b.x509v3_context(Some(&self.cert), None);
+        let ski = SubjectKeyIdentifier::new().build(&ctx).unwrap();
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&ctx)
+            .unwrap();
+        let san = if spec.dns.is_empty() && spec.ips.is_empty() {
+            None
+        } else {
+            let mut san = SubjectAlternativeName::new();
+            spec.dns.iter().for_each(|d| {
+                san.dns(d);
+            });
+            spec.ips.iter().for_each(|ip| {
+                san.ip(&ip.to_string());
+            });
+            Some(san.build(&ctx).unwrap())
+        };
+        b.append_extension(ski).unwrap();
+        b.append_extension(aki).unwrap();
+        if let Some(san) = san {
+            b.append_extension(san).unwrap();
+        }
+        b.sign(&self.key, self.key_type.digest()).unwrap();
+        Issued {
+            cert: b.build(),
+            key,
+        }
+    }
+
+    /// Writes the CA certificate to `path`.
+    pub fn write_cert(&self, path: &Path) {
+        write_file(path, &self.cert.to_pem().unwrap(), 0o644);
+    }
+}
+
+fn build_name(attrs: &[(String, String)]) -> X509Name {
+    let mut name = X509NameBuilder::new().unwrap();
+    for (k, v) in attrs {
+        name.append_entry_by_text(k, v)
+            .unwrap_or_else(|e| panic!("{k}={v}: {e}"));
+    }
+    name.build()
+}
+
+fn random_serial() -> Asn1Integer {
+    let mut bn = BigNum::new().unwrap();
+    bn.rand(120, MsbOption::MAYBE_ZERO, false).unwrap();
+    bn.to_asn1_integer().unwrap()
+}
+
+fn relative_time(secs: i64) -> Asn1Time {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Asn1Time::from_unix(now + secs).unwrap()
+}
+
+/// Writes `contents` to `path` with `mode`.
+pub fn write_file(path: &Path, contents: &[u8], mode: u32) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
