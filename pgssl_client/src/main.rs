@@ -58,6 +58,7 @@ enum Command {
 enum KeyType {
     EcP256,
     EcP384,
+    #[value(name = "rsa-2048")]
     Rsa2048,
     Ed25519,
 }
@@ -400,7 +401,11 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
     if let Some(root) = config.get("sslrootcert") {
         parts.push(format!("sslrootcert={}", conninfo_value(root)));
     }
+    // verify-full needs a root certificate; without one known, say require (which then
+    // authenticates the client only).
     let verified = info.tls.as_ref().is_some_and(|t| t.verification != Verification::None);
-    parts.push(format!("sslmode={}", if verified { "verify-full" } else { "require" }));
+    let root_known = config.get("sslrootcert").is_some()
+        || default_dir.as_ref().is_some_and(|d| d.join("root.crt").exists());
+    parts.push(format!("sslmode={}", if verified || root_known { "verify-full" } else { "require" }));
     parts.join(" ")
 }
