@@ -184,7 +184,15 @@ impl fmt::Display for Error {
             }
             Error::Tls { reason } => write!(f, "TLS handshake failed: {reason}"),
             Error::Postgres { endpoint, source } => {
-                write!(f, "connection to server at {endpoint} failed: {source}")
+                // tokio-postgres' Display names only the kind ("db error"); the reason is in
+                // its sources.
+                write!(f, "connection to server at {endpoint} failed: {source}")?;
+                let mut cause = std::error::Error::source(&**source);
+                while let Some(c) = cause {
+                    write!(f, ": {c}")?;
+                    cause = c.source();
+                }
+                Ok(())
             }
             Error::AllHostsFailed(errors) => {
                 for (i, e) in errors.iter().enumerate() {
