@@ -220,6 +220,78 @@ mod tests {
         assert!(!is_ip_address("db.example.com"));
     }
 
+    use pgssl_tests::{Ca, CertSpec};
+
+    /// A server certificate from a throwaway CA with this CN and these SANs.
+    fn cert(cn: Option<&str>, dns: &[&str], ips: &[&str]) -> X509 {
+        let ca = Ca::new("name test CA");
+        let mut spec = CertSpec::server();
+        spec.subject = cn.map(|c| vec![("CN".to_string(), c.to_string())]).unwrap_or_else(|| vec![("O".into(), "no CN".into())]);
+        spec.dns = dns.iter().map(|d| d.to_string()).collect();
+        spec.ips = ips.iter().map(|i| i.parse().unwrap()).collect();
+        ca.issue(&spec).cert
+    }
+
+    fn ok(c: &X509, host: &str) -> bool {
+        check_host_name(c, host).is_ok()
+    }
+
+    #[test]
+    fn host_names_follow_libpq_15() {
+        let both = cert(Some("localhost"), &["localhost"], &["127.0.0.1"]);
+        assert!(ok(&both, "localhost"));
+        assert!(ok(&both, "LocalHost"), "case-insensitive");
+        assert!(ok(&both, "127.0.0.1"));
+        assert!(ok(&both, "127.1"), "inet_aton's short form is the same address");
+        match check_host_name(&both, "db.example.com") {
+            Err(Error::HostNameMismatch { expected, presented }) => {
+                assert_eq!(expected, "db.example.com");
+                assert_eq!(presented, ["localhost", "127.0.0.1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A DNS SAN hides the CN from a name, but not from an address (libpq's NSS-like rule).
+        let dns_only = cert(Some("127.0.0.1"), &["db.example.com"], &[]);
+        assert!(ok(&dns_only, "127.0.0.1"));
+        let dns_only_named = cert(Some("other.example.com"), &["db.example.com"], &[]);
+        assert!(!ok(&dns_only_named, "other.example.com"));
+        assert!(ok(&dns_only_named, "db.example.com"));
+
+        // An IP SAN hides the CN from an address, but not from a name.
+        let ip_only = cert(Some("db.example.com"), &[], &["10.0.0.1"]);
+        assert!(ok(&ip_only, "db.example.com"));
+        assert!(ok(&ip_only, "10.0.0.1"));
+        let ip_only_cn_ip = cert(Some("127.0.0.1"), &[], &["10.0.0.1"]);
+        assert!(!ok(&ip_only_cn_ip, "127.0.0.1"));
+
+        // An address is also compared, as text, to DNS SANs.
+        assert!(ok(&cert(None, &["127.0.0.1"], &[]), "127.0.0.1"));
+
+        // Wildcards: the whole leftmost label only.
+        let wild = cert(None, &["*.example.com"], &[]);
+        assert!(ok(&wild, "db.example.com"));
+        assert!(!ok(&wild, "a.b.example.com"));
+        assert!(!ok(&wild, "example.com"));
+        assert!(!ok(&cert(None, &["db*.example.com"], &[]), "db1.example.com"));
+
+        // CN only (what `openssl req -subj /CN=...` makes).
+        let cn_only = cert(Some("db.example.com"), &[], &[]);
+        assert!(ok(&cn_only, "DB.example.COM"));
+        assert!(!ok(&cn_only, "example.com"));
+
+        // IPv6, in any spelling.
+        let v6 = cert(None, &[], &["::1"]);
+        assert!(ok(&v6, "::1"));
+        assert!(ok(&v6, "0:0::1"));
+        assert!(!ok(&v6, "127.0.0.1"));
+
+        // No name at all.
+        let nameless = cert(None, &[], &[]);
+        let err = check_host_name(&nameless, "localhost").unwrap_err();
+        assert_eq!(err.to_string(), "could not get server's host name from server certificate (expected \"localhost\")");
+    }
+
     #[test]
     fn wildcards_follow_libpq() {
         assert!(wildcard_match("*.example.com", "db.example.com"));
