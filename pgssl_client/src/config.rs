@@ -50,14 +50,30 @@ const OPTIONS: &[(&str, Option<&str>, Option<&str>)] = &[
     ("sslcrldir", Some("PGSSLCRLDIR"), None),
     ("sslsni", Some("PGSSLSNI"), Some("1")),
     ("requirepeer", Some("PGREQUIREPEER"), None),
-    ("ssl_min_protocol_version", Some("PGSSLMINPROTOCOLVERSION"), Some("TLSv1.2")),
-    ("ssl_max_protocol_version", Some("PGSSLMAXPROTOCOLVERSION"), None),
+    (
+        "ssl_min_protocol_version",
+        Some("PGSSLMINPROTOCOLVERSION"),
+        Some("TLSv1.2"),
+    ),
+    (
+        "ssl_max_protocol_version",
+        Some("PGSSLMAXPROTOCOLVERSION"),
+        None,
+    ),
     ("gssencmode", Some("PGGSSENCMODE"), Some("prefer")),
     ("krbsrvname", Some("PGKRBSRVNAME"), Some("postgres")),
     ("gsslib", Some("PGGSSLIB"), None),
     ("replication", None, None),
-    ("target_session_attrs", Some("PGTARGETSESSIONATTRS"), Some("any")),
-    ("load_balance_hosts", Some("PGLOADBALANCEHOSTS"), Some("disable")),
+    (
+        "target_session_attrs",
+        Some("PGTARGETSESSIONATTRS"),
+        Some("any"),
+    ),
+    (
+        "load_balance_hosts",
+        Some("PGLOADBALANCEHOSTS"),
+        Some("disable"),
+    ),
 ];
 
 /// libpq's `sslmode`: how hard the client insists on TLS and what it verifies.
@@ -173,7 +189,11 @@ impl Config {
     /// Parses a connection string (`key=value ...` or a URI) with the process environment
     /// and home directory as fallbacks, as libpq's `PQconnectdb` does.
     pub fn from_conninfo(conninfo: &str) -> Result<Config, Error> {
-        Config::from_conninfo_with_env(conninfo, &|name| std::env::var(name).ok(), home_dir().as_deref())
+        Config::from_conninfo_with_env(
+            conninfo,
+            &|name| std::env::var(name).ok(),
+            home_dir().as_deref(),
+        )
     }
 
     /// Parses like [`Config::from_conninfo`], but reads environment variables through `env`
@@ -238,7 +258,9 @@ impl Config {
             let user = whoami::username().map_err(|e| Error::Unsupported {
                 key: "user".into(),
                 value: String::new(),
-                reason: leak_reason(format!("no user given and the OS user name is unknown: {e}")),
+                reason: leak_reason(format!(
+                    "no user given and the OS user name is unknown: {e}"
+                )),
             })?;
             values.insert("user", user);
         }
@@ -248,7 +270,8 @@ impl Config {
         }
 
         let mode_text = values["sslmode"].clone();
-        let mut ssl_mode = SslMode::parse(&mode_text).ok_or_else(|| invalid("sslmode", &mode_text, SSLMODES))?;
+        let mut ssl_mode =
+            SslMode::parse(&mode_text).ok_or_else(|| invalid("sslmode", &mode_text, SSLMODES))?;
         // libpq 16: the system store is only trusted with the host name checked.
         if values.get("sslrootcert").map(String::as_str) == Some("system") {
             if !sslmode_given {
@@ -258,7 +281,11 @@ impl Config {
                 return Err(invalid("sslmode", &mode_text, "verify-full with sslrootcert=system (weak sslmode may not be used with sslrootcert=system)"));
             }
         }
-        check_choice(&values, "channel_binding", &["disable", "prefer", "require"])?;
+        check_choice(
+            &values,
+            "channel_binding",
+            &["disable", "prefer", "require"],
+        )?;
         check_choice(&values, "gssencmode", &["disable", "prefer", "require"])?;
         if values["gssencmode"] == "require" {
             return Err(Error::Unsupported {
@@ -270,7 +297,14 @@ impl Config {
         check_choice(
             &values,
             "target_session_attrs",
-            &["any", "read-write", "read-only", "primary", "standby", "prefer-standby"],
+            &[
+                "any",
+                "read-write",
+                "read-only",
+                "primary",
+                "standby",
+                "prefer-standby",
+            ],
         )?;
         let tsa = values["target_session_attrs"].as_str();
         if !matches!(tsa, "any" | "read-write" | "read-only") {
@@ -282,7 +316,10 @@ impl Config {
         }
         check_choice(&values, "sslnegotiation", &["postgres", "direct"])?;
         if values["sslnegotiation"] == "direct"
-            && !matches!(ssl_mode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
+            && !matches!(
+                ssl_mode,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+            )
         {
             return Err(Error::InvalidValue {
                 key: "sslnegotiation".into(),
@@ -302,7 +339,14 @@ impl Config {
                 });
             }
         }
-        for key in ["connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"] {
+        for key in [
+            "connect_timeout",
+            "keepalives",
+            "keepalives_idle",
+            "keepalives_interval",
+            "keepalives_count",
+            "tcp_user_timeout",
+        ] {
             if let Some(v) = values.get(key) {
                 if !v.is_empty() {
                     parse_int(key, v)?;
@@ -310,7 +354,10 @@ impl Config {
             }
         }
         if let Some(enc) = values.get("client_encoding") {
-            if !enc.is_empty() && !enc.eq_ignore_ascii_case("utf8") && !enc.eq_ignore_ascii_case("auto") {
+            if !enc.is_empty()
+                && !enc.eq_ignore_ascii_case("utf8")
+                && !enc.eq_ignore_ascii_case("auto")
+            {
                 return Err(Error::Unsupported {
                     key: "client_encoding".into(),
                     value: enc.clone(),
@@ -340,7 +387,10 @@ impl Config {
 
     /// The value in force for a libpq keyword (given, from the environment, or the default).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The `sslmode` in force.
@@ -367,7 +417,10 @@ impl Config {
     pub(crate) fn file_option(&self, key: &str, default_name: &str) -> Option<PathBuf> {
         match self.get(key) {
             Some(v) => Some(PathBuf::from(v)),
-            None => self.home.as_ref().map(|h| h.join(".postgresql").join(default_name)),
+            None => self
+                .home
+                .as_ref()
+                .map(|h| h.join(".postgresql").join(default_name)),
         }
     }
 
@@ -377,7 +430,11 @@ impl Config {
     pub fn tokio_config(&self, endpoint: &Endpoint) -> tokio_postgres::Config {
         let mut c = self.tokio_config_without_hosts();
         match endpoint {
-            Endpoint::Tcp { host, hostaddr, port } => {
+            Endpoint::Tcp {
+                host,
+                hostaddr,
+                port,
+            } => {
                 if let Some(h) = host {
                     c.host(h);
                 }
@@ -404,8 +461,15 @@ impl Config {
         let mut c = self.tokio_config_without_hosts();
         for e in &self.endpoints {
             match e {
-                Endpoint::Tcp { host, hostaddr, port } => {
-                    c.host(host.clone().unwrap_or_else(|| hostaddr.map(|a| a.to_string()).unwrap_or_default()));
+                Endpoint::Tcp {
+                    host,
+                    hostaddr,
+                    port,
+                } => {
+                    c.host(
+                        host.clone()
+                            .unwrap_or_else(|| hostaddr.map(|a| a.to_string()).unwrap_or_default()),
+                    );
                     if let Some(a) = hostaddr {
                         c.hostaddr(*a);
                     }
@@ -421,7 +485,9 @@ impl Config {
     }
 
     fn tokio_config_without_hosts(&self) -> tokio_postgres::Config {
-        use tokio_postgres::config::{ChannelBinding, LoadBalanceHosts, SslMode as TpMode, SslNegotiation, TargetSessionAttrs};
+        use tokio_postgres::config::{
+            ChannelBinding, LoadBalanceHosts, SslMode as TpMode, SslNegotiation, TargetSessionAttrs,
+        };
         let mut c = tokio_postgres::Config::new();
         c.user(self.user());
         if let Some(p) = self.get("password") {
@@ -431,7 +497,10 @@ impl Config {
         if let Some(o) = self.get("options") {
             c.options(o);
         }
-        if let Some(a) = self.get("application_name").or_else(|| self.get("fallback_application_name")) {
+        if let Some(a) = self
+            .get("application_name")
+            .or_else(|| self.get("fallback_application_name"))
+        {
             c.application_name(a);
         }
         c.ssl_mode(match self.ssl_mode {
@@ -508,10 +577,18 @@ fn passwd_home() -> Option<PathBuf> {
 }
 
 fn invalid(key: &str, value: &str, expected: &'static str) -> Error {
-    Error::InvalidValue { key: key.into(), value: value.into(), expected }
+    Error::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        expected,
+    }
 }
 
-fn check_choice(values: &BTreeMap<&'static str, String>, key: &str, allowed: &[&str]) -> Result<(), Error> {
+fn check_choice(
+    values: &BTreeMap<&'static str, String>,
+    key: &str,
+    allowed: &[&str],
+) -> Result<(), Error> {
     let v = &values[key];
     if allowed.contains(&v.as_str()) {
         Ok(())
@@ -524,7 +601,10 @@ fn check_choice(values: &BTreeMap<&'static str, String>, key: &str, allowed: &[&
     }
 }
 
-fn protocol_version(values: &BTreeMap<&'static str, String>, key: &str) -> Result<Option<TlsVersion>, Error> {
+fn protocol_version(
+    values: &BTreeMap<&'static str, String>,
+    key: &str,
+) -> Result<Option<TlsVersion>, Error> {
     match values.get(key).map(String::as_str) {
         None | Some("") => Ok(None),
         Some(v) => TlsVersion::parse(v)
@@ -563,17 +643,29 @@ fn endpoints(values: &BTreeMap<&'static str, String>) -> Result<Vec<Endpoint>, E
     let count = hosts.len().max(addrs.len()).max(1);
     if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
         return Err(Error::Syntax {
-            message: format!("could not match {} host names to {} hostaddr values", hosts.len(), addrs.len()),
+            message: format!(
+                "could not match {} host names to {} hostaddr values",
+                hosts.len(),
+                addrs.len()
+            ),
         });
     }
     if ports.len() > 1 && ports.len() != count {
         return Err(Error::Syntax {
-            message: format!("could not match {} port numbers to {} hosts", ports.len(), count),
+            message: format!(
+                "could not match {} port numbers to {} hosts",
+                ports.len(),
+                count
+            ),
         });
     }
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
-        let port_text = if ports.len() == 1 { ports[0].as_str() } else { ports.get(i).map_or("", String::as_str) };
+        let port_text = if ports.len() == 1 {
+            ports[0].as_str()
+        } else {
+            ports.get(i).map_or("", String::as_str)
+        };
         let port = if port_text.is_empty() {
             5432
         } else {
@@ -586,14 +678,31 @@ fn endpoints(values: &BTreeMap<&'static str, String>) -> Result<Vec<Endpoint>, E
         let host = hosts.get(i).filter(|h| !h.is_empty()).cloned();
         let addr_text = addrs.get(i).filter(|a| !a.is_empty());
         let hostaddr = match addr_text {
-            Some(a) => Some(a.parse::<IpAddr>().map_err(|_| invalid("hostaddr", a, "a numeric IPv4 or IPv6 address"))?),
+            Some(a) => Some(
+                a.parse::<IpAddr>()
+                    .map_err(|_| invalid("hostaddr", a, "a numeric IPv4 or IPv6 address"))?,
+            ),
             None => None,
         };
         out.push(match (host, hostaddr) {
-            (host, Some(addr)) => Endpoint::Tcp { host, hostaddr: Some(addr), port },
-            (Some(h), None) if h.starts_with('/') => Endpoint::Unix { dir: PathBuf::from(h), port },
-            (Some(h), None) => Endpoint::Tcp { host: Some(h), hostaddr: None, port },
-            (None, None) => Endpoint::Unix { dir: PathBuf::from(DEFAULT_SOCKET_DIR), port },
+            (host, Some(addr)) => Endpoint::Tcp {
+                host,
+                hostaddr: Some(addr),
+                port,
+            },
+            (Some(h), None) if h.starts_with('/') => Endpoint::Unix {
+                dir: PathBuf::from(h),
+                port,
+            },
+            (Some(h), None) => Endpoint::Tcp {
+                host: Some(h),
+                hostaddr: None,
+                port,
+            },
+            (None, None) => Endpoint::Unix {
+                dir: PathBuf::from(DEFAULT_SOCKET_DIR),
+                port,
+            },
         });
     }
     Ok(out)
@@ -603,7 +712,11 @@ fn known_key(key: &str) -> Option<&'static str> {
     OPTIONS.iter().map(|o| o.0).find(|k| *k == key)
 }
 
-fn store(values: &mut BTreeMap<&'static str, String>, key: &str, value: String) -> Result<(), Error> {
+fn store(
+    values: &mut BTreeMap<&'static str, String>,
+    key: &str,
+    value: String,
+) -> Result<(), Error> {
     let key = known_key(key).ok_or_else(|| Error::UnknownOption { key: key.into() })?;
     values.insert(key, value);
     Ok(())
@@ -625,7 +738,10 @@ pub fn is_connection_string(s: &str) -> bool {
 }
 
 fn uri_prefix_len(s: &str) -> Option<usize> {
-    ["postgresql://", "postgres://"].iter().find(|p| s.starts_with(*p)).map(|p| p.len())
+    ["postgresql://", "postgres://"]
+        .iter()
+        .find(|p| s.starts_with(*p))
+        .map(|p| p.len())
 }
 
 fn parse_key_values(s: &str) -> Result<BTreeMap<&'static str, String>, Error> {
@@ -649,7 +765,9 @@ fn parse_key_values(s: &str) -> Result<BTreeMap<&'static str, String>, Error> {
             i += 1;
         }
         if i >= b.len() || b[i] != b'=' {
-            return Err(Error::Syntax { message: format!("missing \"=\" after \"{key}\" in connection info string") });
+            return Err(Error::Syntax {
+                message: format!("missing \"=\" after \"{key}\" in connection info string"),
+            });
         }
         i += 1;
         while i < b.len() && ws(b[i]) {
@@ -660,7 +778,9 @@ fn parse_key_values(s: &str) -> Result<BTreeMap<&'static str, String>, Error> {
             i += 1;
             loop {
                 if i >= b.len() {
-                    return Err(Error::Syntax { message: "unterminated quoted string in connection info string".into() });
+                    return Err(Error::Syntax {
+                        message: "unterminated quoted string in connection info string".into(),
+                    });
                 }
                 match b[i] {
                     b'\\' => {
@@ -712,22 +832,37 @@ fn uri_decode(s: &str, whole: &str) -> Result<String, Error> {
                 (Some(h), Some(l)) => {
                     let c = (h * 16 + l) as u8;
                     if c == 0 {
-                        return Err(Error::Syntax { message: format!("forbidden value %00 in percent-encoded value: \"{s}\"") });
+                        return Err(Error::Syntax {
+                            message: format!(
+                                "forbidden value %00 in percent-encoded value: \"{s}\""
+                            ),
+                        });
                     }
                     out.push(c);
                     i += 3;
                 }
-                _ => return Err(Error::Syntax { message: format!("invalid percent-encoded token: \"{s}\"") }),
+                _ => {
+                    return Err(Error::Syntax {
+                        message: format!("invalid percent-encoded token: \"{s}\""),
+                    })
+                }
             }
         } else {
             out.push(b[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| Error::Syntax { message: format!("percent-decoded value is not UTF-8 in URI: \"{whole}\"") })
+    String::from_utf8(out).map_err(|_| Error::Syntax {
+        message: format!("percent-decoded value is not UTF-8 in URI: \"{whole}\""),
+    })
 }
 
-fn store_uri(values: &mut BTreeMap<&'static str, String>, key: &str, raw: &str, whole: &str) -> Result<(), Error> {
+fn store_uri(
+    values: &mut BTreeMap<&'static str, String>,
+    key: &str,
+    raw: &str,
+    whole: &str,
+) -> Result<(), Error> {
     let v = uri_decode(raw, whole)?;
     store(values, key, v)
 }
@@ -772,7 +907,9 @@ fn parse_uri(uri: &str) -> Result<BTreeMap<&'static str, String>, Error> {
                 });
             }
             if p == h {
-                return Err(Error::Syntax { message: format!("IPv6 host address may not be empty in URI: \"{uri}\"") });
+                return Err(Error::Syntax {
+                    message: format!("IPv6 host address may not be empty in URI: \"{uri}\""),
+                });
             }
             hosts.push_str(&uri[h..p]);
             p += 1;
@@ -833,9 +970,16 @@ fn parse_uri(uri: &str) -> Result<BTreeMap<&'static str, String>, Error> {
     Ok(values)
 }
 
-fn parse_uri_params(params: &str, values: &mut BTreeMap<&'static str, String>) -> Result<(), Error> {
+fn parse_uri_params(
+    params: &str,
+    values: &mut BTreeMap<&'static str, String>,
+) -> Result<(), Error> {
     // libpq stops at the end of the string, so one trailing '&' is harmless.
-    let params = if params.len() > 1 { params.strip_suffix('&').unwrap_or(params) } else { params };
+    let params = if params.len() > 1 {
+        params.strip_suffix('&').unwrap_or(params)
+    } else {
+        params
+    };
     if params.is_empty() {
         return Ok(());
     }
@@ -844,20 +988,36 @@ fn parse_uri_params(params: &str, values: &mut BTreeMap<&'static str, String>) -
         let key = parts.next().unwrap_or("");
         let value = parts.next();
         if parts.next().is_some() {
-            return Err(Error::Syntax { message: format!("extra key/value separator \"=\" in URI query parameter: \"{key}\"") });
+            return Err(Error::Syntax {
+                message: format!(
+                    "extra key/value separator \"=\" in URI query parameter: \"{key}\""
+                ),
+            });
         }
         let Some(value) = value else {
-            return Err(Error::Syntax { message: format!("missing key/value separator \"=\" in URI query parameter: \"{pair}\"") });
+            return Err(Error::Syntax {
+                message: format!(
+                    "missing key/value separator \"=\" in URI query parameter: \"{pair}\""
+                ),
+            });
         };
         let key = uri_decode(key, params)?;
         let value = uri_decode(value, params)?;
         // libpq's JDBC compatibility spelling.
-        let (key, value) = if key == "ssl" && value == "true" { ("sslmode".to_string(), "require".to_string()) } else { (key, value) };
+        let (key, value) = if key == "ssl" && value == "true" {
+            ("sslmode".to_string(), "require".to_string())
+        } else {
+            (key, value)
+        };
         match known_key(&key) {
             Some(k) => {
                 values.insert(k, value);
             }
-            None => return Err(Error::Syntax { message: format!("invalid URI query parameter: \"{key}\"") }),
+            None => {
+                return Err(Error::Syntax {
+                    message: format!("invalid URI query parameter: \"{key}\""),
+                })
+            }
         }
     }
     Ok(())
@@ -878,8 +1038,15 @@ mod tests {
     }
 
     fn parse_env(s: &str, env: &[(&str, &str)]) -> Result<Config, Error> {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_conninfo_with_env(s, &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()), Some(Path::new("/home/u")))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_conninfo_with_env(
+            s,
+            &move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            Some(Path::new("/home/u")),
+        )
     }
 
     fn get(s: &str, key: &str) -> Option<String> {
@@ -891,31 +1058,65 @@ mod tests {
     }
 
     fn tcp(host: &str, port: u16) -> Endpoint {
-        Endpoint::Tcp { host: Some(host.into()), hostaddr: None, port }
+        Endpoint::Tcp {
+            host: Some(host.into()),
+            hostaddr: None,
+            port,
+        }
     }
 
     #[test]
     fn key_value_quoting_and_escaping() {
         assert!(err("password='it''s'").starts_with("missing \"=\" after \"'s'\""));
-        assert_eq!(get("password='it\\'s here'", "password").as_deref(), Some("it's here"));
+        assert_eq!(
+            get("password='it\\'s here'", "password").as_deref(),
+            Some("it's here")
+        );
         assert_eq!(get("password=a\\ b", "password").as_deref(), Some("a b"));
-        assert_eq!(get("password='a\\\\b'", "password").as_deref(), Some("a\\b"));
-        assert_eq!(get("  dbname = mydb   user=u ", "dbname").as_deref(), Some("mydb"));
+        assert_eq!(
+            get("password='a\\\\b'", "password").as_deref(),
+            Some("a\\b")
+        );
+        assert_eq!(
+            get("  dbname = mydb   user=u ", "dbname").as_deref(),
+            Some("mydb")
+        );
         assert_eq!(get("application_name=''", "application_name"), None);
         // libpq skips whitespace after '=', so the next word becomes the value.
-        assert_eq!(get("application_name= dbname=x", "application_name").as_deref(), Some("dbname=x"));
+        assert_eq!(
+            get("application_name= dbname=x", "application_name").as_deref(),
+            Some("dbname=x")
+        );
         assert_eq!(get("dbname=a dbname=b", "dbname").as_deref(), Some("b"));
-        assert_eq!(get("options='-c search_path=x'", "options").as_deref(), Some("-c search_path=x"));
-        assert_eq!(get("dbname=caf\u{e9}", "dbname").as_deref(), Some("caf\u{e9}"));
+        assert_eq!(
+            get("options='-c search_path=x'", "options").as_deref(),
+            Some("-c search_path=x")
+        );
+        assert_eq!(
+            get("dbname=caf\u{e9}", "dbname").as_deref(),
+            Some("caf\u{e9}")
+        );
     }
 
     #[test]
     fn key_value_syntax_errors() {
-        assert_eq!(err("host"), "missing \"=\" after \"host\" in connection info string");
-        assert_eq!(err("host localhost"), "missing \"=\" after \"host\" in connection info string");
-        assert_eq!(err("password='abc"), "unterminated quoted string in connection info string");
+        assert_eq!(
+            err("host"),
+            "missing \"=\" after \"host\" in connection info string"
+        );
+        assert_eq!(
+            err("host localhost"),
+            "missing \"=\" after \"host\" in connection info string"
+        );
+        assert_eq!(
+            err("password='abc"),
+            "unterminated quoted string in connection info string"
+        );
         assert_eq!(err("hots=x"), "invalid connection option \"hots\"");
-        assert_eq!(err("sslpasswd=x"), "invalid connection option \"sslpasswd\"");
+        assert_eq!(
+            err("sslpasswd=x"),
+            "invalid connection option \"sslpasswd\""
+        );
         assert!(parse("").is_ok());
     }
 
@@ -925,15 +1126,28 @@ mod tests {
         assert!(err("sslmode=Require").starts_with("invalid sslmode value"));
         assert!(err("channel_binding=yes").starts_with("invalid channel_binding value"));
         assert!(err("gssencmode=maybe").starts_with("invalid gssencmode value"));
-        assert!(err("target_session_attrs=master").starts_with("invalid target_session_attrs value"));
-        assert!(err("ssl_min_protocol_version=TLSv1.4").starts_with("invalid ssl_min_protocol_version value"));
-        assert!(err("ssl_max_protocol_version=tls1.3").starts_with("invalid ssl_max_protocol_version value"));
-        assert!(err("ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2").contains("range"));
-        assert!(parse("ssl_min_protocol_version=tlsv1.3").is_ok(), "libpq compares case-insensitively");
+        assert!(
+            err("target_session_attrs=master").starts_with("invalid target_session_attrs value")
+        );
+        assert!(err("ssl_min_protocol_version=TLSv1.4")
+            .starts_with("invalid ssl_min_protocol_version value"));
+        assert!(err("ssl_max_protocol_version=tls1.3")
+            .starts_with("invalid ssl_max_protocol_version value"));
+        assert!(
+            err("ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2")
+                .contains("range")
+        );
+        assert!(
+            parse("ssl_min_protocol_version=tlsv1.3").is_ok(),
+            "libpq compares case-insensitively"
+        );
         assert!(err("port=abc").starts_with("invalid port value: \"abc\""));
         assert!(err("port=0").starts_with("invalid port value: \"0\""));
         assert!(err("port=65536").starts_with("invalid port value"));
-        assert!(parse("port=' 5433 '").is_ok(), "libpq's parse_int_param allows surrounding blanks");
+        assert!(
+            parse("port=' 5433 '").is_ok(),
+            "libpq's parse_int_param allows surrounding blanks"
+        );
         assert!(err("connect_timeout=1s").starts_with("invalid connect_timeout value"));
         assert!(err("keepalives=yes").starts_with("invalid keepalives value"));
         assert!(err("hostaddr=localhost").starts_with("invalid hostaddr value"));
@@ -941,34 +1155,70 @@ mod tests {
         assert!(err("sslnegotiation=direct sslmode=prefer").contains("sslnegotiation=direct"));
         assert!(parse("sslnegotiation=direct sslmode=require").is_ok());
         assert!(err("host=a,b,c port=1,2").contains("could not match 2 port numbers to 3 hosts"));
-        assert!(err("host=a,b hostaddr=127.0.0.1").contains("could not match 2 host names to 1 hostaddr values"));
+        assert!(err("host=a,b hostaddr=127.0.0.1")
+            .contains("could not match 2 host names to 1 hostaddr values"));
     }
 
     #[test]
     fn sslrootcert_system_means_verify_full() {
-        assert_eq!(parse("sslrootcert=system").unwrap().ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(
+            parse("sslrootcert=system").unwrap().ssl_mode(),
+            SslMode::VerifyFull
+        );
         assert!(parse("sslrootcert=system sslmode=require").is_err());
-        assert_eq!(parse("sslrootcert=system sslmode=verify-full").unwrap().ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(
+            parse("sslrootcert=system sslmode=verify-full")
+                .unwrap()
+                .ssl_mode(),
+            SslMode::VerifyFull
+        );
     }
 
     #[test]
     fn several_hosts_and_ports() {
         let c = parse("host=a,b,/tmp port=1,2,3").unwrap();
-        assert_eq!(c.endpoints(), &[tcp("a", 1), tcp("b", 2), Endpoint::Unix { dir: "/tmp".into(), port: 3 }]);
+        assert_eq!(
+            c.endpoints(),
+            &[
+                tcp("a", 1),
+                tcp("b", 2),
+                Endpoint::Unix {
+                    dir: "/tmp".into(),
+                    port: 3
+                }
+            ]
+        );
         let c = parse("host=a,b port=7").unwrap();
         assert_eq!(c.endpoints(), &[tcp("a", 7), tcp("b", 7)]);
         let c = parse("host=a,,b port=1,,3").unwrap();
         assert_eq!(
             c.endpoints(),
-            &[tcp("a", 1), Endpoint::Unix { dir: DEFAULT_SOCKET_DIR.into(), port: 5432 }, tcp("b", 3)]
+            &[
+                tcp("a", 1),
+                Endpoint::Unix {
+                    dir: DEFAULT_SOCKET_DIR.into(),
+                    port: 5432
+                },
+                tcp("b", 3)
+            ]
         );
         let c = parse("hostaddr=127.0.0.1 host=db.example").unwrap();
         assert_eq!(
             c.endpoints(),
-            &[Endpoint::Tcp { host: Some("db.example".into()), hostaddr: Some("127.0.0.1".parse().unwrap()), port: 5432 }]
+            &[Endpoint::Tcp {
+                host: Some("db.example".into()),
+                hostaddr: Some("127.0.0.1".parse().unwrap()),
+                port: 5432
+            }]
         );
         let c = parse("").unwrap();
-        assert_eq!(c.endpoints(), &[Endpoint::Unix { dir: DEFAULT_SOCKET_DIR.into(), port: 5432 }]);
+        assert_eq!(
+            c.endpoints(),
+            &[Endpoint::Unix {
+                dir: DEFAULT_SOCKET_DIR.into(),
+                port: 5432
+            }]
+        );
     }
 
     #[test]
@@ -983,22 +1233,49 @@ mod tests {
         let c = parse("postgres://[::1]:5433/db").unwrap();
         assert_eq!(c.endpoints(), &[tcp("::1", 5433)]);
         let c = parse("postgresql://%2Fvar%2Frun%2Fpostgresql/db").unwrap();
-        assert_eq!(c.endpoints(), &[Endpoint::Unix { dir: "/var/run/postgresql".into(), port: 5432 }]);
+        assert_eq!(
+            c.endpoints(),
+            &[Endpoint::Unix {
+                dir: "/var/run/postgresql".into(),
+                port: 5432
+            }]
+        );
         let c = parse("postgresql:///db?host=/tmp&port=5433").unwrap();
-        assert_eq!(c.endpoints(), &[Endpoint::Unix { dir: "/tmp".into(), port: 5433 }]);
+        assert_eq!(
+            c.endpoints(),
+            &[Endpoint::Unix {
+                dir: "/tmp".into(),
+                port: 5433
+            }]
+        );
         let c = parse("postgresql://user@").unwrap();
         assert_eq!(c.user(), "user");
         assert_eq!(c.get("dbname"), Some("user"));
-        assert_eq!(parse("postgresql://h/?ssl=true").unwrap().ssl_mode(), SslMode::Require);
-        assert_eq!(parse("postgresql://h/db?").unwrap().get("dbname"), Some("db"));
-        assert_eq!(parse("postgresql://h/db?sslmode=disable&").unwrap().ssl_mode(), SslMode::Disable);
+        assert_eq!(
+            parse("postgresql://h/?ssl=true").unwrap().ssl_mode(),
+            SslMode::Require
+        );
+        assert_eq!(
+            parse("postgresql://h/db?").unwrap().get("dbname"),
+            Some("db")
+        );
+        assert_eq!(
+            parse("postgresql://h/db?sslmode=disable&")
+                .unwrap()
+                .ssl_mode(),
+            SslMode::Disable
+        );
         assert_eq!(parse("postgresql://u%3Ax@h").unwrap().user(), "u:x");
-        assert_eq!(parse("postgresql://h/a+b").unwrap().get("dbname"), Some("a+b"));
+        assert_eq!(
+            parse("postgresql://h/a+b").unwrap().get("dbname"),
+            Some("a+b")
+        );
     }
 
     #[test]
     fn uri_errors() {
-        assert!(err("postgresql://[::1").starts_with("end of string reached when looking for matching \"]\""));
+        assert!(err("postgresql://[::1")
+            .starts_with("end of string reached when looking for matching \"]\""));
         assert!(err("postgresql://[]/db").starts_with("IPv6 host address may not be empty"));
         assert_eq!(
             err("postgresql://[::1]x/db"),
@@ -1006,10 +1283,15 @@ mod tests {
         );
         assert!(err("postgresql://h/db?sslmode").starts_with("missing key/value separator \"=\""));
         assert!(err("postgresql://h/db?a=b=c").starts_with("extra key/value separator \"=\""));
-        assert_eq!(err("postgresql://h/db?foo=bar"), "invalid URI query parameter: \"foo\"");
+        assert_eq!(
+            err("postgresql://h/db?foo=bar"),
+            "invalid URI query parameter: \"foo\""
+        );
         assert!(err("postgresql://h/d%zz").starts_with("invalid percent-encoded token"));
         assert!(err("postgresql://h/d%2").starts_with("invalid percent-encoded token"));
-        assert!(err("postgresql://h/d%00").starts_with("forbidden value %00 in percent-encoded value"));
+        assert!(
+            err("postgresql://h/d%00").starts_with("forbidden value %00 in percent-encoded value")
+        );
         assert!(err("postgresql://h/db?sslmode=bogus").starts_with("invalid sslmode value"));
     }
 
@@ -1039,7 +1321,17 @@ mod tests {
         assert_eq!(c.get("dbname"), Some("envdb"));
         assert_eq!(c.get("password"), Some("pw"));
         assert_eq!(c.ssl_mode(), SslMode::VerifyCa);
-        for (k, v) in [("sslrootcert", "/r.crt"), ("sslcert", "/c.crt"), ("sslkey", "/c.key"), ("sslcrl", "/x.crl"), ("sslcrldir", "/crls"), ("sslsni", "0"), ("application_name", "app"), ("channel_binding", "require"), ("connect_timeout", "5")] {
+        for (k, v) in [
+            ("sslrootcert", "/r.crt"),
+            ("sslcert", "/c.crt"),
+            ("sslkey", "/c.key"),
+            ("sslcrl", "/x.crl"),
+            ("sslcrldir", "/crls"),
+            ("sslsni", "0"),
+            ("application_name", "app"),
+            ("channel_binding", "require"),
+            ("connect_timeout", "5"),
+        ] {
             assert_eq!(c.get(k), Some(v), "{k}");
         }
         assert_eq!(c.min_version, Some(TlsVersion::Tls13));
@@ -1050,7 +1342,10 @@ mod tests {
         assert_eq!(c.user(), "me");
         // An invalid environment value is an error, as in libpq.
         assert!(parse_env("", &[("PGSSLMODE", "nope")]).is_err());
-        assert_eq!(parse_env("", &[("PGREQUIRESSL", "1")]).unwrap().ssl_mode(), SslMode::Require);
+        assert_eq!(
+            parse_env("", &[("PGREQUIRESSL", "1")]).unwrap().ssl_mode(),
+            SslMode::Require
+        );
         assert!(parse_env("", &[("PGSERVICE", "x")]).is_err());
     }
 
@@ -1062,11 +1357,23 @@ mod tests {
         assert_eq!(c.get("sslsni"), Some("1"));
         assert_eq!(c.get("channel_binding"), Some("prefer"));
         assert_eq!(c.min_version, Some(TlsVersion::Tls12));
-        assert_eq!(c.file_option("sslrootcert", "root.crt"), Some(PathBuf::from("/home/u/.postgresql/root.crt")));
-        assert_eq!(c.file_option("sslcert", "postgresql.crt"), Some(PathBuf::from("/home/u/.postgresql/postgresql.crt")));
-        assert_eq!(c.file_option("sslkey", "postgresql.key"), Some(PathBuf::from("/home/u/.postgresql/postgresql.key")));
+        assert_eq!(
+            c.file_option("sslrootcert", "root.crt"),
+            Some(PathBuf::from("/home/u/.postgresql/root.crt"))
+        );
+        assert_eq!(
+            c.file_option("sslcert", "postgresql.crt"),
+            Some(PathBuf::from("/home/u/.postgresql/postgresql.crt"))
+        );
+        assert_eq!(
+            c.file_option("sslkey", "postgresql.key"),
+            Some(PathBuf::from("/home/u/.postgresql/postgresql.key"))
+        );
         let c = parse("sslcert=/x.crt").unwrap();
-        assert_eq!(c.file_option("sslcert", "postgresql.crt"), Some(PathBuf::from("/x.crt")));
+        assert_eq!(
+            c.file_option("sslcert", "postgresql.crt"),
+            Some(PathBuf::from("/x.crt"))
+        );
         let c = Config::from_conninfo_with_env("user=u", &no_env, None).unwrap();
         assert_eq!(c.file_option("sslrootcert", "root.crt"), None);
     }
@@ -1074,19 +1381,38 @@ mod tests {
     #[test]
     fn tokio_postgres_mapping() {
         use tokio_postgres::config::SslMode as Tp;
-        for (mode, tp) in [("disable", Tp::Disable), ("allow", Tp::Prefer), ("prefer", Tp::Prefer), ("require", Tp::Require), ("verify-ca", Tp::Require), ("verify-full", Tp::Require)] {
+        for (mode, tp) in [
+            ("disable", Tp::Disable),
+            ("allow", Tp::Prefer),
+            ("prefer", Tp::Prefer),
+            ("require", Tp::Require),
+            ("verify-ca", Tp::Require),
+            ("verify-full", Tp::Require),
+        ] {
             let c = parse(&format!("host=h sslmode={mode}")).unwrap();
-            assert_eq!(c.tokio_config(&c.endpoints()[0]).get_ssl_mode(), tp, "{mode}");
+            assert_eq!(
+                c.tokio_config(&c.endpoints()[0]).get_ssl_mode(),
+                tp,
+                "{mode}"
+            );
         }
         let c = parse("host=/tmp sslmode=require").unwrap();
-        assert_eq!(c.tokio_config(&c.endpoints()[0]).get_ssl_mode(), Tp::Disable, "never TLS over a Unix socket");
+        assert_eq!(
+            c.tokio_config(&c.endpoints()[0]).get_ssl_mode(),
+            Tp::Disable,
+            "never TLS over a Unix socket"
+        );
         let c = parse("host=h user=u password=p dbname=d application_name=a connect_timeout=1 keepalives_count=3").unwrap();
         let t = c.tokio_config(&c.endpoints()[0]);
         assert_eq!(t.get_user(), Some("u"));
         assert_eq!(t.get_password(), Some(&b"p"[..]));
         assert_eq!(t.get_dbname(), Some("d"));
         assert_eq!(t.get_application_name(), Some("a"));
-        assert_eq!(t.get_connect_timeout(), Some(&Duration::from_secs(2)), "libpq raises 1 s to 2 s");
+        assert_eq!(
+            t.get_connect_timeout(),
+            Some(&Duration::from_secs(2)),
+            "libpq raises 1 s to 2 s"
+        );
         assert_eq!(t.get_keepalives_retries(), Some(3));
     }
 

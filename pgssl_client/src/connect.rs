@@ -44,7 +44,9 @@ impl Connector {
     /// try TLS.
     pub fn new(config: Config) -> Connector {
         let tls = if config.ssl_mode == SslMode::Disable {
-            Err(Error::Tls { reason: "sslmode=disable".into() })
+            Err(Error::Tls {
+                reason: "sslmode=disable".into(),
+            })
         } else {
             TlsSetup::new(&config).map(Arc::new)
         };
@@ -59,7 +61,10 @@ impl Connector {
     /// A [`MakeTls`] sharing this connector's TLS configuration.
     pub fn make_tls(&self) -> Result<MakeTls, Error> {
         let setup = self.tls.clone()?;
-        Ok(MakeTls::with_log(setup, Arc::new(Mutex::new(AttemptLog::default()))))
+        Ok(MakeTls::with_log(
+            setup,
+            Arc::new(Mutex::new(AttemptLog::default())),
+        ))
     }
 
     /// Connects to the first host that accepts.
@@ -73,7 +78,11 @@ impl Connector {
         for endpoint in &self.config.endpoints {
             match self.connect_endpoint(endpoint).await {
                 Ok((client, conn, tls)) => {
-                    let info = ConnectionInfo { endpoint: endpoint.clone(), ssl_mode: self.config.ssl_mode, tls };
+                    let info = ConnectionInfo {
+                        endpoint: endpoint.clone(),
+                        ssl_mode: self.config.ssl_mode,
+                        tls,
+                    };
                     return Ok((client, conn, info));
                 }
                 Err(e) => errors.push(e),
@@ -86,40 +95,64 @@ impl Connector {
         }
     }
 
-    async fn connect_endpoint(&self, endpoint: &Endpoint) -> Result<(Client, PgConnection, Option<TlsInfo>), Error> {
+    async fn connect_endpoint(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<(Client, PgConnection, Option<TlsInfo>), Error> {
         if let Endpoint::Unix { .. } = endpoint {
-            return self.attempt(endpoint, TpMode::Disable).await.map_err(|(e, _)| e);
+            return self
+                .attempt(endpoint, TpMode::Disable)
+                .await
+                .map_err(|(e, _)| e);
         }
         if self.config.ssl_mode == SslMode::VerifyFull {
             if let Endpoint::Tcp { host: None, .. } = endpoint {
-                return Err(Error::HostNameMismatch { expected: String::new(), presented: Vec::new() });
+                return Err(Error::HostNameMismatch {
+                    expected: String::new(),
+                    presented: Vec::new(),
+                });
             }
         }
         match self.config.ssl_mode {
-            SslMode::Disable => self.attempt(endpoint, TpMode::Disable).await.map_err(|(e, _)| e),
+            SslMode::Disable => self
+                .attempt(endpoint, TpMode::Disable)
+                .await
+                .map_err(|(e, _)| e),
             SslMode::Allow => match self.attempt(endpoint, TpMode::Disable).await {
                 Ok(c) => Ok(c),
                 Err((e, _)) if refused_before_authentication(&e) => {
                     self.tls.clone()?;
-                    self.attempt(endpoint, TpMode::Require).await.map_err(|(e, _)| e)
+                    self.attempt(endpoint, TpMode::Require)
+                        .await
+                        .map_err(|(e, _)| e)
                 }
                 Err((e, _)) => Err(e),
             },
             SslMode::Prefer => {
                 if self.tls.is_err() {
-                    return self.attempt(endpoint, TpMode::Disable).await.map_err(|(e, _)| e);
+                    return self
+                        .attempt(endpoint, TpMode::Disable)
+                        .await
+                        .map_err(|(e, _)| e);
                 }
                 match self.attempt(endpoint, TpMode::Prefer).await {
                     Ok(c) => Ok(c),
-                    Err((e, tls_used)) if tls_used && (is_handshake_error(&e) || refused_before_authentication(&e)) => {
-                        self.attempt(endpoint, TpMode::Disable).await.map_err(|(e, _)| e)
+                    Err((e, tls_used))
+                        if tls_used
+                            && (is_handshake_error(&e) || refused_before_authentication(&e)) =>
+                    {
+                        self.attempt(endpoint, TpMode::Disable)
+                            .await
+                            .map_err(|(e, _)| e)
                     }
                     Err((e, _)) => Err(e),
                 }
             }
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
                 self.tls.clone()?;
-                self.attempt(endpoint, TpMode::Require).await.map_err(|(e, _)| e)
+                self.attempt(endpoint, TpMode::Require)
+                    .await
+                    .map_err(|(e, _)| e)
             }
         }
     }
@@ -156,7 +189,11 @@ fn placeholder_setup() -> Result<Arc<TlsSetup>, Error> {
     static SETUP: std::sync::OnceLock<Result<Arc<TlsSetup>, Error>> = std::sync::OnceLock::new();
     SETUP
         .get_or_init(|| {
-            let config = Config::from_conninfo_with_env("sslmode=require sslrootcert=/nonexistent sslcert=/nonexistent", &|_| None, None)?;
+            let config = Config::from_conninfo_with_env(
+                "sslmode=require sslrootcert=/nonexistent sslcert=/nonexistent",
+                &|_| None,
+                None,
+            )?;
             TlsSetup::new(&config).map(Arc::new)
         })
         .clone()
@@ -164,7 +201,11 @@ fn placeholder_setup() -> Result<Arc<TlsSetup>, Error> {
 
 fn endpoint_text(e: &Endpoint) -> String {
     match e {
-        Endpoint::Tcp { host, hostaddr, port } => match (host, hostaddr) {
+        Endpoint::Tcp {
+            host,
+            hostaddr,
+            port,
+        } => match (host, hostaddr) {
             (Some(h), Some(a)) => format!("\"{h}\" ({a}), port {port}"),
             (Some(h), None) => format!("\"{h}\", port {port}"),
             (None, Some(a)) => format!("\"{a}\", port {port}"),
@@ -185,9 +226,14 @@ fn classify(endpoint: &Endpoint, e: tokio_postgres::Error, mode: SslMode) -> Err
         source = s.source();
     }
     if e.as_db_error().is_none() && e.to_string().contains("server does not support TLS") {
-        return Error::ServerRefusedTls { sslmode: mode.as_str() };
+        return Error::ServerRefusedTls {
+            sslmode: mode.as_str(),
+        };
     }
-    Error::Postgres { endpoint: endpoint_text(endpoint), source: Arc::new(e) }
+    Error::Postgres {
+        endpoint: endpoint_text(endpoint),
+        source: Arc::new(e),
+    }
 }
 
 /// A failed TLS handshake (libpq's `pqsecure_open_client` failing).

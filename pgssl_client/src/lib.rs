@@ -34,5 +34,7 @@ mod verify;
 pub use config::{is_connection_string, Config, Endpoint, SslMode, TlsVersion, DEFAULT_SOCKET_DIR};
 pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
 pub use error::Error;
-pub use tls::{load_private_key, tls_server_end_point, MakeTls, TlsConnector, TlsInfo, TlsStream, Verification};
+pub use tls::{
+    load_private_key, tls_server_end_point, MakeTls, TlsConnector, TlsInfo, TlsStream, Verification,
+};
 pub use verify::{check_host_name, name_to_string};

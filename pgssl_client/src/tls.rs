@@ -95,11 +95,26 @@ impl TlsSetup {
         let enable_sni = config.get("sslsni").is_some_and(|v| v.starts_with('1'));
         let alpn = config.get("sslnegotiation") == Some("direct");
         let config = build_config(verifier.clone(), &resolver, &versions, enable_sni, alpn)?;
-        Ok(TlsSetup { config, verifier, resolver, versions, enable_sni, alpn, verification, client_cert })
+        Ok(TlsSetup {
+            config,
+            verifier,
+            resolver,
+            versions,
+            enable_sni,
+            alpn,
+            verification,
+            client_cert,
+        })
     }
 
     fn build(&self, verifier: Arc<LibpqVerifier>) -> Result<Arc<ClientConfig>, Error> {
-        build_config(verifier, &self.resolver, &self.versions, self.enable_sni, self.alpn)
+        build_config(
+            verifier,
+            &self.resolver,
+            &self.versions,
+            self.enable_sni,
+            self.alpn,
+        )
     }
 
     /// The configuration for one host. Hosts rustls cannot name (libpq accepts "127.1")
@@ -133,7 +148,9 @@ fn build_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .map_err(|e| Error::Tls { reason: e.to_string() })?
+        .map_err(|e| Error::Tls {
+            reason: e.to_string(),
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut c = match resolver {
@@ -148,16 +165,24 @@ fn build_config(
 }
 
 fn file_error(what: &'static str, path: &Path, reason: impl fmt::Display) -> Error {
-    Error::File { what, path: path.to_path_buf(), reason: reason.to_string() }
+    Error::File {
+        what,
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 /// The root certificate store, or `None` when libpq would not verify the server.
 fn load_roots(config: &Config) -> Result<Option<Arc<X509Store>>, Error> {
     let mode = config.ssl_mode;
-    let internal = |e: openssl::error::ErrorStack| Error::Tls { reason: format!("OpenSSL: {e}") };
+    let internal = |e: openssl::error::ErrorStack| Error::Tls {
+        reason: format!("OpenSSL: {e}"),
+    };
     let mut builder = X509StoreBuilder::new().map_err(internal)?;
     // OpenSSL verifies a server's chain for the "SSL server" purpose.
-    builder.set_purpose(X509PurposeId::SSL_SERVER).map_err(internal)?;
+    builder
+        .set_purpose(X509PurposeId::SSL_SERVER)
+        .map_err(internal)?;
     if config.get("sslrootcert") == Some("system") {
         builder.set_default_paths().map_err(internal)?;
         return Ok(Some(Arc::new(builder.build())));
@@ -166,7 +191,10 @@ fn load_roots(config: &Config) -> Result<Option<Arc<X509Store>>, Error> {
     let exists = path.as_ref().is_some_and(|p| p.exists());
     if !exists {
         if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
-            return Err(Error::NoRootCertificate { path, sslmode: mode.as_str() });
+            return Err(Error::NoRootCertificate {
+                path,
+                sslmode: mode.as_str(),
+            });
         }
         return Ok(None);
     }
@@ -219,10 +247,14 @@ fn pem_blocks(text: &[u8], labels: &[&str]) -> Vec<Vec<u8>> {
     let mut rest = text.as_ref();
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + 11..];
-        let Some(end_label) = after.find("-----") else { break };
+        let Some(end_label) = after.find("-----") else {
+            break;
+        };
         let label = &after[..end_label];
         let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[start..].find(&end_marker) else { break };
+        let Some(end) = rest[start..].find(&end_marker) else {
+            break;
+        };
         let block = &rest[start..start + end + end_marker.len()];
         if labels.contains(&label) {
             out.push(block.as_bytes().to_vec());
@@ -238,47 +270,103 @@ fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, CertifiedKey)>, 
         return Ok(None);
     };
     match fs::metadata(&cert_path) {
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(None),
-        Err(e) => return Err(file_error("certificate", &cert_path, format!("could not open: {e}"))),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => {
+            return Err(file_error(
+                "certificate",
+                &cert_path,
+                format!("could not open: {e}"),
+            ))
+        }
         Ok(_) => {}
     }
-    let pem = fs::read(&cert_path).map_err(|e| file_error("certificate", &cert_path, format!("could not read: {e}")))?;
+    let pem = fs::read(&cert_path)
+        .map_err(|e| file_error("certificate", &cert_path, format!("could not read: {e}")))?;
     let mut chain = Vec::new();
-    for block in pem_blocks(&pem, &["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"]) {
-        let x = X509::from_pem(&block).map_err(|e| file_error("certificate", &cert_path, format!("could not read: {e}")))?;
+    for block in pem_blocks(
+        &pem,
+        &["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"],
+    ) {
+        let x = X509::from_pem(&block)
+            .map_err(|e| file_error("certificate", &cert_path, format!("could not read: {e}")))?;
         chain.push(x);
     }
     if chain.is_empty() {
-        return Err(file_error("certificate", &cert_path, "no certificate found"));
+        return Err(file_error(
+            "certificate",
+            &cert_path,
+            "no certificate found",
+        ));
     }
-    let key_path = config.file_option("sslkey", "postgresql.key").ok_or_else(|| Error::MissingKey {
-        cert: cert_path.clone(),
-        key: PathBuf::from("~/.postgresql/postgresql.key"),
-    })?;
+    let key_path = config
+        .file_option("sslkey", "postgresql.key")
+        .ok_or_else(|| Error::MissingKey {
+            cert: cert_path.clone(),
+            key: PathBuf::from("~/.postgresql/postgresql.key"),
+        })?;
     let meta = match fs::metadata(&key_path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::MissingKey { cert: cert_path, key: key_path });
+            return Err(Error::MissingKey {
+                cert: cert_path,
+                key: key_path,
+            });
         }
-        Err(e) => return Err(file_error("private key", &key_path, format!("could not stat: {e}"))),
+        Err(e) => {
+            return Err(file_error(
+                "private key",
+                &key_path,
+                format!("could not stat: {e}"),
+            ))
+        }
         Ok(m) => m,
     };
     if !meta.is_file() {
-        return Err(file_error("private key", &key_path, "is not a regular file"));
+        return Err(file_error(
+            "private key",
+            &key_path,
+            "is not a regular file",
+        ));
     }
     let mode = meta.permissions().mode();
     let root_owned = meta.uid() == 0;
     let forbidden = if root_owned { 0o037 } else { 0o077 };
     if mode & forbidden != 0 {
-        return Err(Error::KeyPermissions { path: key_path, presented_mode: mode, root_owned });
+        return Err(Error::KeyPermissions {
+            path: key_path,
+            presented_mode: mode,
+            root_owned,
+        });
     }
     let key = load_private_key(&key_path, config.get("sslpassword"))?;
-    let leaf_key = chain[0].public_key().map_err(|e| file_error("certificate", &cert_path, e))?;
+    let leaf_key = chain[0]
+        .public_key()
+        .map_err(|e| file_error("certificate", &cert_path, e))?;
     if !leaf_key.public_eq(&key) {
-        return Err(Error::KeyMismatch { cert: cert_path, key: key_path });
+        return Err(Error::KeyMismatch {
+            cert: cert_path,
+            key: key_path,
+        });
     }
-    let pkcs8 = key.private_key_to_pkcs8().map_err(|e| file_error("private key", &key_path, e))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
-        .map_err(|e| file_error("private key", &key_path, format!("key type not supported by rustls: {e}")))?;
+    let pkcs8 = key
+        .private_key_to_pkcs8()
+        .map_err(|e| file_error("private key", &key_path, e))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+        PrivatePkcs8KeyDer::from(pkcs8),
+    ))
+    .map_err(|e| {
+        file_error(
+            "private key",
+            &key_path,
+            format!("key type not supported by rustls: {e}"),
+        )
+    })?;
     let ders = chain
         .iter()
         .map(|c| c.to_der().map(CertificateDer::from))
@@ -290,7 +378,8 @@ fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, CertifiedKey)>, 
 /// A private key in PEM (PKCS#8, encrypted PKCS#8, PKCS#1, SEC1) or DER, as
 /// `SSL_use_PrivateKey_file` tries PEM then ASN.1.
 pub fn load_private_key(path: &Path, password: Option<&str>) -> Result<PKey<Private>, Error> {
-    let bytes = fs::read(path).map_err(|e| file_error("private key", path, format!("could not read: {e}")))?;
+    let bytes = fs::read(path)
+        .map_err(|e| file_error("private key", path, format!("could not read: {e}")))?;
     let pass = password.unwrap_or("").as_bytes();
     if let Ok(k) = PKey::private_key_from_pem_passphrase(&bytes, pass) {
         return Ok(k);
@@ -306,7 +395,11 @@ pub fn load_private_key(path: &Path, password: Option<&str>) -> Result<PKey<Priv
     } else {
         ""
     };
-    Err(file_error("private key", path, format!("could not load private key{hint}")))
+    Err(file_error(
+        "private key",
+        path,
+        format!("could not load private key{hint}"),
+    ))
 }
 
 /// Serves the client certificate as it is: rustls' own loader refuses X.509 v1 certificates,
@@ -315,7 +408,11 @@ pub fn load_private_key(path: &Path, password: Option<&str>) -> Result<PKey<Priv
 struct ClientCert(Arc<CertifiedKey>);
 
 impl ResolvesClientCert for ClientCert {
-    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
         Some(self.0.clone())
     }
 
@@ -343,7 +440,9 @@ impl fmt::Debug for LibpqVerifier {
 }
 
 fn rejected(e: Error) -> rustls::Error {
-    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))))
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(e),
+    )))
 }
 
 impl ServerCertVerifier for LibpqVerifier {
@@ -358,12 +457,23 @@ impl ServerCertVerifier for LibpqVerifier {
         let Some(store) = &self.store else {
             return Ok(ServerCertVerified::assertion());
         };
-        let bad = |e: openssl::error::ErrorStack| rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))));
+        let bad = |e: openssl::error::ErrorStack| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(e),
+            )))
+        };
         let leaf = X509::from_der(end_entity).map_err(bad)?;
-        let chain = intermediates.iter().map(|c| X509::from_der(c)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+        let chain = intermediates
+            .iter()
+            .map(|c| X509::from_der(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
         verify_chain(store, &leaf, &chain).map_err(rejected)?;
         if self.check_host {
-            let host = self.host_override.clone().unwrap_or_else(|| host_of(server_name));
+            let host = self
+                .host_override
+                .clone()
+                .unwrap_or_else(|| host_of(server_name));
             check_host_name(&leaf, &host).map_err(rejected)?;
         }
         Ok(ServerCertVerified::assertion())
@@ -452,7 +562,9 @@ fn verify_signature(
         .iter()
         .find(|(s, _)| *s == dss.scheme)
         .map(|(_, a)| *a)
-        .ok_or(rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme))?;
+        .ok_or(rustls::Error::PeerMisbehaved(
+            rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+        ))?;
     let candidates = if tls13 { &candidates[..1] } else { candidates };
     for alg in candidates {
         if alg.public_key_alg_id().as_ref() != alg_id {
@@ -461,12 +573,16 @@ fn verify_signature(
         return alg
             .verify_signature(key, message, dss.signature())
             .map(|_| HandshakeSignatureValid::assertion())
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature));
+            .map_err(|_| {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+            });
     }
-    Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
-        signature_algorithm_id: Vec::new(),
-        public_key_algorithm_id: alg_id.to_vec(),
-    }))
+    Err(rustls::Error::InvalidCertificate(
+        rustls::CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+            signature_algorithm_id: Vec::new(),
+            public_key_algorithm_id: alg_id.to_vec(),
+        },
+    ))
 }
 
 /// What one TLS handshake settled, for reports such as `pgssl check`.
@@ -506,18 +622,26 @@ pub struct MakeTls {
 
 impl fmt::Debug for MakeTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MakeTls").field("verification", &self.setup.verification).finish()
+        f.debug_struct("MakeTls")
+            .field("verification", &self.setup.verification)
+            .finish()
     }
 }
 
 impl MakeTls {
     /// Reads the configuration's certificate files and builds the TLS configuration.
     pub fn new(config: &Config) -> Result<MakeTls, Error> {
-        Ok(MakeTls { setup: Arc::new(TlsSetup::new(config)?), log: None })
+        Ok(MakeTls {
+            setup: Arc::new(TlsSetup::new(config)?),
+            log: None,
+        })
     }
 
     pub(crate) fn with_log(setup: Arc<TlsSetup>, log: Arc<Mutex<AttemptLog>>) -> MakeTls {
-        MakeTls { setup, log: Some(log) }
+        MakeTls {
+            setup,
+            log: Some(log),
+        }
     }
 }
 
@@ -530,7 +654,11 @@ where
     type Error = Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<TlsConnector, Error> {
-        Ok(TlsConnector { setup: self.setup.clone(), host: domain.to_string(), log: self.log.clone() })
+        Ok(TlsConnector {
+            setup: self.setup.clone(),
+            host: domain.to_string(),
+            log: self.log.clone(),
+        })
     }
 }
 
@@ -551,7 +679,9 @@ fn handshake_error(e: io::Error) -> Error {
             return mine.clone();
         }
     }
-    Error::Tls { reason: e.to_string() }
+    Error::Tls {
+        reason: e.to_string(),
+    }
 }
 
 impl<S> TlsConnect<S> for TlsConnector
@@ -568,7 +698,10 @@ where
                 log.lock().expect("attempt log").tls_started = true;
             }
             let (config, name) = self.setup.for_host(&self.host)?;
-            let tls = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.map_err(handshake_error)?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(handshake_error)?;
             if let Some(log) = &self.log {
                 let conn = tls.get_ref().1;
                 let info = TlsInfo {
@@ -577,8 +710,16 @@ where
                         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
                         v => format!("{v:?}"),
                     },
-                    cipher: conn.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite())).unwrap_or_default(),
-                    peer_chain: conn.peer_certificates().unwrap_or(&[]).iter().map(|c| c.to_vec()).collect(),
+                    cipher: conn
+                        .negotiated_cipher_suite()
+                        .map(|c| format!("{:?}", c.suite()))
+                        .unwrap_or_default(),
+                    peer_chain: conn
+                        .peer_certificates()
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|c| c.to_vec())
+                        .collect(),
                     verification: self.setup.verification,
                     client_cert: self.setup.client_cert.clone(),
                 };
@@ -596,7 +737,12 @@ pub struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
 /// its signature's hash, SHA-256 for MD5 and SHA-1; none when there is no such hash (Ed25519).
 pub fn tls_server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
     let cert = X509::from_der(cert_der).ok()?;
-    let digest_nid = cert.signature_algorithm().object().nid().signature_algorithms()?.digest;
+    let digest_nid = cert
+        .signature_algorithm()
+        .object()
+        .nid()
+        .signature_algorithms()?
+        .digest;
     let md = match digest_nid {
         Nid::MD5 | Nid::SHA1 => MessageDigest::sha256(),
         nid => MessageDigest::from_nid(nid)?,
@@ -609,7 +755,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn channel_binding(&self) -> ChannelBinding {
-        let peer = self.0.get_ref().1.peer_certificates().and_then(|c| c.first());
+        let peer = self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
         match peer.and_then(|c| tls_server_end_point(c)) {
             Some(hash) => ChannelBinding::tls_server_end_point(hash),
             None => ChannelBinding::none(),
@@ -618,13 +769,21 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
 
@@ -649,9 +808,12 @@ mod tests {
     }
 
     fn roots(dir: &Path, extra: &str) -> Arc<X509Store> {
-        load_roots(&config(&format!("sslmode=verify-ca sslrootcert={}/root.crt {extra}", dir.display())))
-            .unwrap()
-            .expect("a store")
+        load_roots(&config(&format!(
+            "sslmode=verify-ca sslrootcert={}/root.crt {extra}",
+            dir.display()
+        )))
+        .unwrap()
+        .expect("a store")
     }
 
     fn chain_error(store: &X509Store, cert: &X509) -> Option<String> {
@@ -669,25 +831,45 @@ mod tests {
         fs::write(d.join("root.crt"), root).unwrap();
         let store = roots(d, "");
 
-        assert_eq!(chain_error(&store, &ca.issue(&CertSpec::server()).cert), None);
+        assert_eq!(
+            chain_error(&store, &ca.issue(&CertSpec::server()).cert),
+            None
+        );
         let expired = ca.issue(&CertSpec::server().validity(-7200, -3600)).cert;
-        assert!(chain_error(&store, &expired).unwrap().contains("certificate has expired"));
+        assert!(chain_error(&store, &expired)
+            .unwrap()
+            .contains("certificate has expired"));
         let future = ca.issue(&CertSpec::server().validity(3600, 7200)).cert;
-        assert!(chain_error(&store, &future).unwrap().contains("certificate is not yet valid"));
+        assert!(chain_error(&store, &future)
+            .unwrap()
+            .contains("certificate is not yet valid"));
         let stranger = Ca::new("other CA").issue(&CertSpec::server()).cert;
         let err = chain_error(&store, &stranger).unwrap();
-        assert!(err.contains("unable to get local issuer certificate") && err.contains("depth 0"), "{err}");
+        assert!(
+            err.contains("unable to get local issuer certificate") && err.contains("depth 0"),
+            "{err}"
+        );
         // A client-only certificate is not a server certificate (OpenSSL's "SSL server" purpose).
         let client_only = ca.issue(&CertSpec::client(&[("CN", "x")])).cert;
         let err = chain_error(&store, &client_only);
-        assert!(err.as_deref().unwrap_or("").contains("unsuitable certificate purpose"), "{err:?}");
+        assert!(
+            err.as_deref()
+                .unwrap_or("")
+                .contains("unsuitable certificate purpose"),
+            "{err:?}"
+        );
 
         // Revoked by the CRL given in sslcrl; the CRL check then covers the whole chain.
         let revoked = ca.issue(&CertSpec::server()).cert;
         fs::write(d.join("x.crl"), ca.crl(&[&revoked])).unwrap();
         let with_crl = roots(d, &format!("sslcrl={}/x.crl", d.display()));
-        assert!(chain_error(&with_crl, &revoked).unwrap().contains("certificate revoked"));
-        assert_eq!(chain_error(&with_crl, &ca.issue(&CertSpec::server()).cert), None);
+        assert!(chain_error(&with_crl, &revoked)
+            .unwrap()
+            .contains("certificate revoked"));
+        assert_eq!(
+            chain_error(&with_crl, &ca.issue(&CertSpec::server()).cert),
+            None
+        );
         // An unreadable CRL is ignored, as libpq ignores it.
         let missing_crl = roots(d, &format!("sslcrl={}/none.crl", d.display()));
         assert_eq!(chain_error(&missing_crl, &revoked), None);
@@ -698,7 +880,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         seed_recipe(d);
-        let store = load_roots(&config(&format!("sslmode=verify-full sslrootcert={}/ca.crt", d.display()))).unwrap().unwrap();
+        let store = load_roots(&config(&format!(
+            "sslmode=verify-full sslrootcert={}/ca.crt",
+            d.display()
+        )))
+        .unwrap()
+        .unwrap();
         let server = X509::from_pem(&fs::read(d.join("server.crt")).unwrap()).unwrap();
         assert_eq!(server.version(), 0, "openssl x509 -req makes X.509 v1");
         verify_chain(&store, &server, &[]).unwrap();
@@ -706,7 +893,10 @@ mod tests {
         assert!(check_host_name(&server, "localhost").is_err());
         // The v1 client certificate with text before its PEM block loads (rustls' own
         // loader refuses it).
-        let c = config(&format!("sslcert={0}/client.crt sslkey={0}/client.key", d.display()));
+        let c = config(&format!(
+            "sslcert={0}/client.crt sslkey={0}/client.key",
+            d.display()
+        ));
         let (path, key) = load_client_cert(&c).unwrap().expect("a client certificate");
         assert_eq!(path, d.join("client.crt"));
         assert_eq!(key.cert.len(), 1);
@@ -716,7 +906,11 @@ mod tests {
         let ca = Ca::new("client CA");
         let issued = ca.issue(&CertSpec::client(&[("CN", "u")]));
         fs::write(d.join("c.crt"), issued.cert.to_pem().unwrap()).unwrap();
-        let key_pem = if key_pem.is_empty() { issued.key.private_key_to_pem_pkcs8().unwrap() } else { key_pem.to_vec() };
+        let key_pem = if key_pem.is_empty() {
+            issued.key.private_key_to_pem_pkcs8().unwrap()
+        } else {
+            key_pem.to_vec()
+        };
         fs::write(d.join("c.key"), key_pem).unwrap();
         fs::set_permissions(d.join("c.key"), fs::Permissions::from_mode(mode)).unwrap();
         config(&format!("sslcert={0}/c.crt sslkey={0}/c.key", d.display()))
@@ -727,11 +921,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // No certificate file: no certificate, not an error.
-        assert!(load_client_cert(&config(&format!("sslcert={}/none.crt", d.display()))).unwrap().is_none());
+        assert!(
+            load_client_cert(&config(&format!("sslcert={}/none.crt", d.display())))
+                .unwrap()
+                .is_none()
+        );
         // A certificate without its key: an error.
         let c = client_files(d, b"", 0o600);
         fs::remove_file(d.join("c.key")).unwrap();
-        assert!(matches!(load_client_cert(&c), Err(Error::MissingKey { .. })));
+        assert!(matches!(
+            load_client_cert(&c),
+            Err(Error::MissingKey { .. })
+        ));
         // Permissions: 0600 fine; group/world access refused (root-owned: up to 0640).
         let c = client_files(d, b"", 0o600);
         assert!(load_client_cert(&c).unwrap().is_some());
@@ -739,12 +940,18 @@ mod tests {
         fs::set_permissions(d.join("c.key"), fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(load_client_cert(&c).is_ok(), owned_by_root);
         fs::set_permissions(d.join("c.key"), fs::Permissions::from_mode(0o604)).unwrap();
-        let err = load_client_cert(&c).err().expect("world-readable key refused");
-        assert!(err.to_string().contains("has group or world access"), "{err}");
+        let err = load_client_cert(&c).expect_err("world-readable key refused");
+        assert!(
+            err.to_string().contains("has group or world access"),
+            "{err}"
+        );
         // A key of another pair.
         let other = Ca::new("x").issue(&CertSpec::client(&[("CN", "u")])).key;
         let c = client_files(d, &other.private_key_to_pem_pkcs8().unwrap(), 0o600);
-        assert!(matches!(load_client_cert(&c), Err(Error::KeyMismatch { .. })));
+        assert!(matches!(
+            load_client_cert(&c),
+            Err(Error::KeyMismatch { .. })
+        ));
     }
 
     #[test]
@@ -753,19 +960,34 @@ mod tests {
         let p = dir.path().join("k");
         let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
         let ec = PKey::from_ec_key(
-            openssl::ec::EcKey::generate(&openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap(),
+            )
+            .unwrap(),
         )
         .unwrap();
         let ed = PKey::generate_ed25519().unwrap();
         let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
             ("PKCS#8 PEM", ed.private_key_to_pem_pkcs8().unwrap(), None),
-            ("PKCS#1 PEM", rsa.rsa().unwrap().private_key_to_pem().unwrap(), None),
-            ("SEC1 PEM", ec.ec_key().unwrap().private_key_to_pem().unwrap(), None),
+            (
+                "PKCS#1 PEM",
+                rsa.rsa().unwrap().private_key_to_pem().unwrap(),
+                None,
+            ),
+            (
+                "SEC1 PEM",
+                ec.ec_key().unwrap().private_key_to_pem().unwrap(),
+                None,
+            ),
             ("PKCS#8 DER", ec.private_key_to_pkcs8().unwrap(), None),
             ("PKCS#1 DER", rsa.private_key_to_der().unwrap(), None),
             (
                 "encrypted PKCS#8 PEM",
-                ec.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret").unwrap(),
+                ec.private_key_to_pem_pkcs8_passphrase(
+                    openssl::symm::Cipher::aes_256_cbc(),
+                    b"secret",
+                )
+                .unwrap(),
                 Some("secret"),
             ),
         ];
@@ -773,7 +995,9 @@ mod tests {
             fs::write(&p, &bytes).unwrap();
             assert!(load_private_key(&p, password).is_ok(), "{what}");
         }
-        let encrypted = ec.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret").unwrap();
+        let encrypted = ec
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret")
+            .unwrap();
         fs::write(&p, encrypted).unwrap();
         let err = load_private_key(&p, None).unwrap_err().to_string();
         assert!(err.contains("give sslpassword"), "{err}");
@@ -784,9 +1008,18 @@ mod tests {
     fn channel_binding_hash_follows_the_signature() {
         let ec = Ca::new("ec").issue(&CertSpec::server()).cert;
         let der = ec.to_der().unwrap();
-        assert_eq!(tls_server_end_point(&der).unwrap(), ec.digest(MessageDigest::sha256()).unwrap().to_vec());
-        let ed = Ca::with_key_type("ed", pgssl_tests::KeyType::Ed25519).issue(&CertSpec::server()).cert;
-        assert_eq!(tls_server_end_point(&ed.to_der().unwrap()), None, "Ed25519 has no hash: libpq cannot bind either");
+        assert_eq!(
+            tls_server_end_point(&der).unwrap(),
+            ec.digest(MessageDigest::sha256()).unwrap().to_vec()
+        );
+        let ed = Ca::with_key_type("ed", pgssl_tests::KeyType::Ed25519)
+            .issue(&CertSpec::server())
+            .cert;
+        assert_eq!(
+            tls_server_end_point(&ed.to_der().unwrap()),
+            None,
+            "Ed25519 has no hash: libpq cannot bind either"
+        );
     }
 
     #[test]
@@ -794,16 +1027,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs::write(d.join("root.crt"), Ca::new("r").cert.to_pem().unwrap()).unwrap();
-        let setup = |s: &str| TlsSetup::new(&config(&format!("{s} sslcert=/nonexistent"))).map(|t| t.verification);
+        let setup = |s: &str| {
+            TlsSetup::new(&config(&format!("{s} sslcert=/nonexistent"))).map(|t| t.verification)
+        };
         let root = format!("sslrootcert={}/root.crt", d.display());
         let none = format!("sslrootcert={}/none.crt", d.display());
-        assert_eq!(setup(&format!("sslmode=require {none}")).unwrap(), Verification::None);
-        assert_eq!(setup(&format!("sslmode=require {root}")).unwrap(), Verification::Chain);
-        assert_eq!(setup(&format!("sslmode=prefer {root}")).unwrap(), Verification::Chain);
-        assert_eq!(setup(&format!("sslmode=verify-ca {root}")).unwrap(), Verification::Chain);
-        assert_eq!(setup(&format!("sslmode=verify-full {root}")).unwrap(), Verification::ChainAndHostName);
-        assert!(matches!(setup(&format!("sslmode=verify-ca {none}")), Err(Error::NoRootCertificate { .. })));
-        assert!(matches!(setup("sslmode=verify-full"), Err(Error::NoRootCertificate { path: None, .. })));
+        assert_eq!(
+            setup(&format!("sslmode=require {none}")).unwrap(),
+            Verification::None
+        );
+        assert_eq!(
+            setup(&format!("sslmode=require {root}")).unwrap(),
+            Verification::Chain
+        );
+        assert_eq!(
+            setup(&format!("sslmode=prefer {root}")).unwrap(),
+            Verification::Chain
+        );
+        assert_eq!(
+            setup(&format!("sslmode=verify-ca {root}")).unwrap(),
+            Verification::Chain
+        );
+        assert_eq!(
+            setup(&format!("sslmode=verify-full {root}")).unwrap(),
+            Verification::ChainAndHostName
+        );
+        assert!(matches!(
+            setup(&format!("sslmode=verify-ca {none}")),
+            Err(Error::NoRootCertificate { .. })
+        ));
+        assert!(matches!(
+            setup("sslmode=verify-full"),
+            Err(Error::NoRootCertificate { path: None, .. })
+        ));
         assert!(setup(&format!("sslmode=require {root} ssl_min_protocol_version=TLSv1 ssl_max_protocol_version=TLSv1.1")).is_err());
     }
 }

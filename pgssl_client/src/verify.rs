@@ -22,7 +22,8 @@ pub(crate) fn inet_aton(s: &str) -> Option<Ipv4Addr> {
     }
     let mut nums = Vec::with_capacity(4);
     for p in &parts {
-        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X"))
+        {
             (h, 16)
         } else if p.len() > 1 && p.starts_with('0') {
             (&p[1..], 8)
@@ -88,7 +89,9 @@ fn wildcard_match(pattern: &str, host: &str) -> bool {
 /// `pq_verify_peer_name_matches_certificate_name`).
 fn name_matches(name: &[u8], host: &str) -> Result<bool, Error> {
     if name.contains(&0) {
-        return Err(Error::BadCertificateName { reason: "SSL certificate's name contains embedded null".into() });
+        return Err(Error::BadCertificateName {
+            reason: "SSL certificate's name contains embedded null".into(),
+        });
     }
     let name = String::from_utf8_lossy(name);
     Ok(name.eq_ignore_ascii_case(host) || wildcard_match(&name, host))
@@ -107,7 +110,9 @@ fn ip_matches(ip: &[u8], host: &str) -> Result<(bool, String), Error> {
             let a = Ipv6Addr::from(b);
             Ok((host.parse::<Ipv6Addr>().ok() == Some(a), a.to_string()))
         }
-        n => Err(Error::BadCertificateName { reason: format!("certificate contains IP address with invalid length {n}") }),
+        n => Err(Error::BadCertificateName {
+            reason: format!("certificate contains IP address with invalid length {n}"),
+        }),
     }
 }
 
@@ -152,7 +157,10 @@ pub fn check_host_name(cert: &X509Ref, host: &str) -> Result<(), Error> {
             }
         }
     }
-    Err(Error::HostNameMismatch { expected: host.to_string(), presented })
+    Err(Error::HostNameMismatch {
+        expected: host.to_string(),
+        presented,
+    })
 }
 
 /// A distinguished name as OpenSSL's one-line form prints it ("CN=a, O=b").
@@ -160,7 +168,11 @@ pub fn name_to_string(name: &X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e.data().as_utf8().map(|s| s.to_string()).unwrap_or_else(|_| String::from_utf8_lossy(e.data().as_slice()).into_owned());
+            let value = e
+                .data()
+                .as_utf8()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| String::from_utf8_lossy(e.data().as_slice()).into_owned());
             format!("{key}={value}")
         })
         .collect::<Vec<_>>()
@@ -169,8 +181,14 @@ pub fn name_to_string(name: &X509NameRef) -> String {
 
 /// Verifies `leaf` with the untrusted `intermediates` against `store`, as OpenSSL does for
 /// libpq with `SSL_VERIFY_PEER` (purpose "SSL server", CRL flags as set on the store).
-pub(crate) fn verify_chain(store: &X509Store, leaf: &X509Ref, intermediates: &[X509]) -> Result<(), Error> {
-    let internal = |e: openssl::error::ErrorStack| Error::Tls { reason: format!("OpenSSL: {e}") };
+pub(crate) fn verify_chain(
+    store: &X509Store,
+    leaf: &X509Ref,
+    intermediates: &[X509],
+) -> Result<(), Error> {
+    let internal = |e: openssl::error::ErrorStack| Error::Tls {
+        reason: format!("OpenSSL: {e}"),
+    };
     let mut chain = Stack::new().map_err(internal)?;
     for c in intermediates {
         chain.push(c.clone()).map_err(internal)?;
@@ -181,13 +199,24 @@ pub(crate) fn verify_chain(store: &X509Store, leaf: &X509Ref, intermediates: &[X
             if c.verify_cert()? {
                 return Ok(None);
             }
-            let subject = c.current_cert().map(|x| name_to_string(x.subject_name())).unwrap_or_default();
-            Ok(Some((subject, c.error_depth(), c.error().error_string().to_string())))
+            let subject = c
+                .current_cert()
+                .map(|x| name_to_string(x.subject_name()))
+                .unwrap_or_default();
+            Ok(Some((
+                subject,
+                c.error_depth(),
+                c.error().error_string().to_string(),
+            )))
         })
         .map_err(internal)?;
     match outcome {
         None => Ok(()),
-        Some((subject, depth, reason)) => Err(Error::UntrustedServerCertificate { subject, depth, reason }),
+        Some((subject, depth, reason)) => Err(Error::UntrustedServerCertificate {
+            subject,
+            depth,
+            reason,
+        }),
     }
 }
 
@@ -211,7 +240,10 @@ mod tests {
         assert_eq!(inet_aton("0x7f.1"), Some(Ipv4Addr::new(127, 0, 0, 1)));
         assert_eq!(inet_aton("017.0.0.1"), Some(Ipv4Addr::new(15, 0, 0, 1)));
         assert_eq!(inet_aton("2130706433"), Some(Ipv4Addr::new(127, 0, 0, 1)));
-        assert_eq!(inet_aton("127.0.0.1 trailing"), Some(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(
+            inet_aton("127.0.0.1 trailing"),
+            Some(Ipv4Addr::new(127, 0, 0, 1))
+        );
         assert_eq!(inet_aton("256.0.0.1"), None);
         assert_eq!(inet_aton("localhost"), None);
         assert_eq!(inet_aton("1.2.3.4.5"), None);
@@ -226,7 +258,9 @@ mod tests {
     fn cert(cn: Option<&str>, dns: &[&str], ips: &[&str]) -> X509 {
         let ca = Ca::new("name test CA");
         let mut spec = CertSpec::server();
-        spec.subject = cn.map(|c| vec![("CN".to_string(), c.to_string())]).unwrap_or_else(|| vec![("O".into(), "no CN".into())]);
+        spec.subject = cn
+            .map(|c| vec![("CN".to_string(), c.to_string())])
+            .unwrap_or_else(|| vec![("O".into(), "no CN".into())]);
         spec.dns = dns.iter().map(|d| d.to_string()).collect();
         spec.ips = ips.iter().map(|i| i.parse().unwrap()).collect();
         ca.issue(&spec).cert
@@ -242,9 +276,15 @@ mod tests {
         assert!(ok(&both, "localhost"));
         assert!(ok(&both, "LocalHost"), "case-insensitive");
         assert!(ok(&both, "127.0.0.1"));
-        assert!(ok(&both, "127.1"), "inet_aton's short form is the same address");
+        assert!(
+            ok(&both, "127.1"),
+            "inet_aton's short form is the same address"
+        );
         match check_host_name(&both, "db.example.com") {
-            Err(Error::HostNameMismatch { expected, presented }) => {
+            Err(Error::HostNameMismatch {
+                expected,
+                presented,
+            }) => {
                 assert_eq!(expected, "db.example.com");
                 assert_eq!(presented, ["localhost", "127.0.0.1"]);
             }
@@ -273,7 +313,10 @@ mod tests {
         assert!(ok(&wild, "db.example.com"));
         assert!(!ok(&wild, "a.b.example.com"));
         assert!(!ok(&wild, "example.com"));
-        assert!(!ok(&cert(None, &["db*.example.com"], &[]), "db1.example.com"));
+        assert!(!ok(
+            &cert(None, &["db*.example.com"], &[]),
+            "db1.example.com"
+        ));
 
         // CN only (what `openssl req -subj /CN=...` makes).
         let cn_only = cert(Some("db.example.com"), &[], &[]);
@@ -289,7 +332,10 @@ mod tests {
         // No name at all.
         let nameless = cert(None, &[], &[]);
         let err = check_host_name(&nameless, "localhost").unwrap_err();
-        assert_eq!(err.to_string(), "could not get server's host name from server certificate (expected \"localhost\")");
+        assert_eq!(
+            err.to_string(),
+            "could not get server's host name from server certificate (expected \"localhost\")"
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ fn check_with_the_seed_files_as_they_are() {
     let dir = files.path();
     seed_recipe(dir);
     let cluster = TlsCluster::builder()
-        .server_files(CertFiles { cert: dir.join("server.crt"), key: dir.join("server.key") })
+        .server_files(CertFiles {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        })
         .ca_file(dir.join("ca-client.crt"))
         .hba(SEED_HBA)
         .start();
@@ -45,11 +48,18 @@ fn check_with_the_seed_files_as_they_are() {
     );
     let out = pgssl(dir, dir, &["check", &conninfo]);
     println!("{}", text(&out.stdout));
-    assert!(out.status.success(), "pgssl check failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pgssl check failed: {}",
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
     assert!(stdout.contains("subject:  CN=127.0.0.1"), "{stdout}");
     assert!(stdout.contains("X.509 v1"), "{stdout}");
-    assert!(stdout.contains("client DN:    /CN=postgres"), "the server saw CN postgres: {stdout}");
+    assert!(
+        stdout.contains("client DN:    /CN=postgres"),
+        "the server saw CN postgres: {stdout}"
+    );
     assert!(stdout.contains("and host name \"127.0.0.1\""), "{stdout}");
 
     let out = pgssl(dir, dir, &["check", &conninfo, "--json"]);
@@ -57,9 +67,15 @@ fn check_with_the_seed_files_as_they_are() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["sslmode"], "verify-full");
     assert_eq!(v["server_view"]["client_dn"], "/CN=postgres");
-    assert_eq!(v["tls"]["server_certificates"][0]["subject"], "CN=127.0.0.1");
+    assert_eq!(
+        v["tls"]["server_certificates"][0]["subject"],
+        "CN=127.0.0.1"
+    );
     assert_eq!(v["tls"]["server_certificates"][0]["version"], 1);
-    assert_eq!(v["session_info"].is_object(), v["pgssl_extension"] == Value::Bool(true));
+    assert_eq!(
+        v["session_info"].is_object(),
+        v["pgssl_extension"] == Value::Bool(true)
+    );
 
     // host=localhost: psql refuses, and so does pgssl, with the same reason.
     let localhost = conninfo.replace("host=127.0.0.1", "host=localhost");
@@ -84,19 +100,42 @@ fn check_reports_plaintext_and_fails_cleanly() {
     let cluster = TlsCluster::builder().without_extension().start();
     cluster.sql("CREATE ROLE bob LOGIN PASSWORD 'pw'");
     let home = tempfile::tempdir().unwrap();
-    let out = pgssl(home.path(), home.path(), &["check", &cluster.conninfo("user=bob password=pw sslmode=disable")]);
+    let out = pgssl(
+        home.path(),
+        home.path(),
+        &[
+            "check",
+            &cluster.conninfo("user=bob password=pw sslmode=disable"),
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("TLS:            none"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("TLS:            none"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(text(&out.stdout).contains("pgssl extension: not installed"));
 
     let out = pgssl(home.path(), home.path(), &["check", "sslmode=bogus"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("pgssl: invalid sslmode value: \"bogus\""), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("pgssl: invalid sslmode value: \"bogus\""),
+        "{}",
+        text(&out.stderr)
+    );
 
     // verify-full with no root certificate anywhere: refused before connecting, as libpq does.
-    let out = pgssl(home.path(), home.path(), &["check", &cluster.conninfo("user=bob sslmode=verify-full")]);
+    let out = pgssl(
+        home.path(),
+        home.path(),
+        &["check", &cluster.conninfo("user=bob sslmode=verify-full")],
+    );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("root certificate file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("root certificate file"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The stand-in for `pgssl.enroll` while the CA branch is not merged: signs the CSR with a
@@ -105,9 +144,26 @@ fn install_enroll_stub(cluster: &TlsCluster) {
     let ca_dir = cluster.dir("stub-ca");
     pgssl_tests::openssl(
         &ca_dir,
-        &["req", "-new", "-x509", "-days", "2", "-nodes", "-out", "ca.crt", "-keyout", "ca.key", "-subj", "/CN=stub enroll CA"],
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-out",
+            "ca.crt",
+            "-keyout",
+            "ca.key",
+            "-subj",
+            "/CN=stub enroll CA",
+        ],
     );
-    std::fs::set_permissions(ca_dir.join("ca.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        ca_dir.join("ca.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let (crt, key) = (ca_dir.join("ca.crt"), ca_dir.join("ca.key"));
     cluster.sql(&format!(
         r#"CREATE FUNCTION pgssl.enroll(csr text, valid_days integer DEFAULT NULL) RETURNS text
@@ -125,7 +181,10 @@ END $f$"#,
         crt = crt.display(),
         key = key.display()
     ));
-    cluster.sql(&format!("ALTER SYSTEM SET ssl_ca_file = '{}'", crt.display()));
+    cluster.sql(&format!(
+        "ALTER SYSTEM SET ssl_ca_file = '{}'",
+        crt.display()
+    ));
 }
 
 #[test]
@@ -152,31 +211,80 @@ fn enroll_then_check() {
         let out_dir = home.path().join(key_type);
         let out_arg = out_dir.display().to_string();
         // Enroll over a password login (hostnossl scram-sha-256 in the fixture's hba).
-        let login = cluster.conninfo(&format!("user=alice password=pw sslmode=disable sslrootcert={}", cluster.root_cert.display()));
-        let out = pgssl(home.path(), home.path(), &["enroll", &login, "--key-type", key_type, "--out", &out_arg]);
-        assert!(out.status.success(), "{key_type}: pgssl enroll failed: {}", text(&out.stderr));
+        let login = cluster.conninfo(&format!(
+            "user=alice password=pw sslmode=disable sslrootcert={}",
+            cluster.root_cert.display()
+        ));
+        let out = pgssl(
+            home.path(),
+            home.path(),
+            &["enroll", &login, "--key-type", key_type, "--out", &out_arg],
+        );
+        assert!(
+            out.status.success(),
+            "{key_type}: pgssl enroll failed: {}",
+            text(&out.stderr)
+        );
         let stdout = text(&out.stdout);
         println!("{stdout}");
-        let key_mode = std::fs::metadata(out_dir.join("postgresql.key")).unwrap().permissions().mode() & 0o777;
+        let key_mode = std::fs::metadata(out_dir.join("postgresql.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(key_mode, 0o600);
         let printed = stdout.lines().last().unwrap().to_string();
         assert!(printed.contains("sslmode=verify-full"), "{printed}");
 
         // The printed connection string logs in with the certificate (hostssl ... cert).
         let out = pgssl(home.path(), home.path(), &["check", &printed]);
-        assert!(out.status.success(), "{key_type}: pgssl check failed: {}", text(&out.stderr));
-        assert!(text(&out.stdout).contains("client DN:    /CN=alice"), "{}", text(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{key_type}: pgssl check failed: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains("client DN:    /CN=alice"),
+            "{}",
+            text(&out.stdout)
+        );
         // psql agrees.
         assert_eq!(cluster.psql_ok(&printed, "SELECT session_user"), "alice");
 
         // Existing files are kept unless --force.
         let before = std::fs::read(out_dir.join("postgresql.key")).unwrap();
-        let out = pgssl(home.path(), home.path(), &["enroll", &login, "--key-type", key_type, "--out", &out_arg]);
+        let out = pgssl(
+            home.path(),
+            home.path(),
+            &["enroll", &login, "--key-type", key_type, "--out", &out_arg],
+        );
         assert!(!out.status.success());
-        assert!(text(&out.stderr).contains("use --force"), "{}", text(&out.stderr));
-        assert_eq!(std::fs::read(out_dir.join("postgresql.key")).unwrap(), before);
-        let out = pgssl(home.path(), home.path(), &["enroll", &login, "--key-type", key_type, "--out", &out_arg, "--force"]);
+        assert!(
+            text(&out.stderr).contains("use --force"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read(out_dir.join("postgresql.key")).unwrap(),
+            before
+        );
+        let out = pgssl(
+            home.path(),
+            home.path(),
+            &[
+                "enroll",
+                &login,
+                "--key-type",
+                key_type,
+                "--out",
+                &out_arg,
+                "--force",
+            ],
+        );
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_ne!(std::fs::read(out_dir.join("postgresql.key")).unwrap(), before);
+        assert_ne!(
+            std::fs::read(out_dir.join("postgresql.key")).unwrap(),
+            before
+        );
     }
 }

@@ -16,7 +16,9 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509CrlBuilder, X509Extension, X509Name, X509NameBuilder, X509RevokedBuilder, X509};
+use openssl::x509::{
+    X509CrlBuilder, X509Extension, X509Name, X509NameBuilder, X509RevokedBuilder, X509,
+};
 
 /// Key algorithms for minted certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +268,11 @@ impl Ca {
         b.set_last_update(&relative_time(-3600)).unwrap();
         b.set_next_update(&relative_time(86_400)).unwrap();
         // The openssl crate insists on an authorityKeyIdentifier: the CA's key id.
-        let key_id = self.cert.subject_key_id().expect("the CA has a key id").as_slice();
+        let key_id = self
+            .cert
+            .subject_key_id()
+            .expect("the CA has a key id")
+            .as_slice();
         let mut aki = vec![0x30, key_id.len() as u8 + 2, 0x80, key_id.len() as u8];
         aki.extend_from_slice(key_id);
         let aki = X509Extension::new_from_der(

@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 use pgssl_client::{Config, Connector};
 use pgssl_tests::{seed_recipe, CertFiles, CertSpec, TlsCluster, DEFAULT_HBA};
 
-const MODES: [&str; 6] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+const MODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 
 /// One server set-up and what a client of it holds.
 struct Setup {
@@ -31,7 +38,10 @@ fn with_password(cluster: &TlsCluster, user: &str) {
 
 /// A cluster serving `server` (issued by the cluster's own CA unless the spec says
 /// otherwise), with a password for alice and a client certificate for her.
-fn standard(name: &'static str, builder: impl FnOnce(&Path) -> pgssl_tests::ClusterBuilder) -> Setup {
+fn standard(
+    name: &'static str,
+    builder: impl FnOnce(&Path) -> pgssl_tests::ClusterBuilder,
+) -> Setup {
     let files = tempfile::tempdir().unwrap();
     let cluster = builder(files.path()).without_extension().start();
     with_password(&cluster, "alice");
@@ -60,7 +70,10 @@ fn setups() -> Vec<Setup> {
         let dir = files.path();
         seed_recipe(dir);
         let cluster = TlsCluster::builder()
-            .server_files(CertFiles { cert: dir.join("server.crt"), key: dir.join("server.key") })
+            .server_files(CertFiles {
+                cert: dir.join("server.crt"),
+                key: dir.join("server.key"),
+            })
             .ca_file(dir.join("ca-client.crt"))
             .hba(DEFAULT_HBA)
             .without_extension()
@@ -70,7 +83,10 @@ fn setups() -> Vec<Setup> {
             name: "seed v1 CN-only",
             root_cert: dir.join("ca.crt"),
             user: "postgres",
-            client: CertFiles { cert: dir.join("client.crt"), key: dir.join("client.key") },
+            client: CertFiles {
+                cert: dir.join("client.crt"),
+                key: dir.join("client.key"),
+            },
             extra: String::new(),
             cluster,
             _files: Some(files),
@@ -87,8 +103,13 @@ fn setups() -> Vec<Setup> {
         spec.dns = vec!["db.example.com".into()];
         spec.ips = vec![];
         let issued = s.cluster.ca.issue(&spec);
-        s.cluster.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-        s.cluster.write_data_file("server.key", &issued.key.private_key_to_pem_pkcs8().unwrap(), 0o600);
+        s.cluster
+            .write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
+        s.cluster.write_data_file(
+            "server.key",
+            &issued.key.private_key_to_pem_pkcs8().unwrap(),
+            0o600,
+        );
         s.cluster.pg_ctl("restart");
     }
 
@@ -103,9 +124,17 @@ fn setups() -> Vec<Setup> {
     out.push(standard("expired", |_| TlsCluster::builder()));
     {
         let s = out.last_mut().unwrap();
-        let issued = s.cluster.ca.issue(&CertSpec::server().validity(-2 * 86_400, -86_400));
-        s.cluster.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-        s.cluster.write_data_file("server.key", &issued.key.private_key_to_pem_pkcs8().unwrap(), 0o600);
+        let issued = s
+            .cluster
+            .ca
+            .issue(&CertSpec::server().validity(-2 * 86_400, -86_400));
+        s.cluster
+            .write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
+        s.cluster.write_data_file(
+            "server.key",
+            &issued.key.private_key_to_pem_pkcs8().unwrap(),
+            0o600,
+        );
         s.cluster.pg_ctl("restart");
     }
 
@@ -114,8 +143,13 @@ fn setups() -> Vec<Setup> {
     {
         let s = out.last_mut().unwrap();
         let issued = s.cluster.ca.issue(&CertSpec::server());
-        s.cluster.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-        s.cluster.write_data_file("server.key", &issued.key.private_key_to_pem_pkcs8().unwrap(), 0o600);
+        s.cluster
+            .write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
+        s.cluster.write_data_file(
+            "server.key",
+            &issued.key.private_key_to_pem_pkcs8().unwrap(),
+            0o600,
+        );
         s.cluster.pg_ctl("restart");
         let crl = s.cluster.client_dir.join("revoked.crl");
         pgssl_tests::pki::write_file(&crl, &s.cluster.ca.crl(&[&issued.cert]), 0o644);
@@ -178,10 +212,18 @@ async fn pgssl_outcome(conninfo: &str, home: &Path) -> Outcome {
     match connector.connect_with_info().await {
         Ok((client, connection, info)) => {
             let driver = tokio::spawn(connection);
-            let ssl: bool = client.query_one(TLS_QUERY, &[]).await.expect("query").get(0);
+            let ssl: bool = client
+                .query_one(TLS_QUERY, &[])
+                .await
+                .expect("query")
+                .get(0);
             drop(client);
             let _ = driver.await;
-            assert_eq!(ssl, info.tls.is_some(), "the client's and the server's view of TLS agree");
+            assert_eq!(
+                ssl,
+                info.tls.is_some(),
+                "the client's and the server's view of TLS agree"
+            );
             if ssl {
                 Outcome::Tls
             } else {
@@ -200,46 +242,60 @@ async fn pgssl_connects_exactly_when_psql_does() {
     let mut mismatches = Vec::new();
     for s in &setups {
         for with_root in [true, false] {
-        for mode in MODES {
-            for with_cert in [false, true] {
-                let root = if with_root { s.root_cert.clone() } else { s.cluster.client_dir.join("no-root.crt") };
-                let (cert, key) = if with_cert {
-                    (s.client.cert.clone(), s.client.key.clone())
-                } else {
-                    (s.cluster.client_dir.join("none.crt"), s.cluster.client_dir.join("none.key"))
-                };
-                let conninfo = s.cluster.conninfo(&format!(
-                    "user={} password=pw sslmode={mode} sslrootcert={} sslcert={} sslkey={} {}",
-                    s.user,
-                    root.display(),
-                    cert.display(),
-                    key.display(),
-                    s.extra
-                ));
-                let psql = psql_outcome(&s.cluster, &conninfo);
-                let pgssl = pgssl_outcome(&conninfo, home.path()).await;
-                let agree = psql.same_as(&pgssl);
-                rows.push(format!(
-                    "{:<16} {:<5} {:<12} {:<5} {:<8} {:<8} {}",
-                    s.name,
-                    if with_root { "yes" } else { "no" },
-                    mode,
-                    if with_cert { "yes" } else { "no" },
-                    psql.short(),
-                    pgssl.short(),
-                    if agree { "" } else { "MISMATCH" }
-                ));
-                if !agree {
-                    mismatches.push(format!("{} root={with_root} sslmode={mode} cert={with_cert}:\n  psql:  {psql:?}\n  pgssl: {pgssl:?}", s.name));
+            for mode in MODES {
+                for with_cert in [false, true] {
+                    let root = if with_root {
+                        s.root_cert.clone()
+                    } else {
+                        s.cluster.client_dir.join("no-root.crt")
+                    };
+                    let (cert, key) = if with_cert {
+                        (s.client.cert.clone(), s.client.key.clone())
+                    } else {
+                        (
+                            s.cluster.client_dir.join("none.crt"),
+                            s.cluster.client_dir.join("none.key"),
+                        )
+                    };
+                    let conninfo = s.cluster.conninfo(&format!(
+                        "user={} password=pw sslmode={mode} sslrootcert={} sslcert={} sslkey={} {}",
+                        s.user,
+                        root.display(),
+                        cert.display(),
+                        key.display(),
+                        s.extra
+                    ));
+                    let psql = psql_outcome(&s.cluster, &conninfo);
+                    let pgssl = pgssl_outcome(&conninfo, home.path()).await;
+                    let agree = psql.same_as(&pgssl);
+                    rows.push(format!(
+                        "{:<16} {:<5} {:<12} {:<5} {:<8} {:<8} {}",
+                        s.name,
+                        if with_root { "yes" } else { "no" },
+                        mode,
+                        if with_cert { "yes" } else { "no" },
+                        psql.short(),
+                        pgssl.short(),
+                        if agree { "" } else { "MISMATCH" }
+                    ));
+                    if !agree {
+                        mismatches.push(format!("{} root={with_root} sslmode={mode} cert={with_cert}:\n  psql:  {psql:?}\n  pgssl: {pgssl:?}", s.name));
+                    }
                 }
             }
         }
-        }
     }
-    println!("{:<16} {:<5} {:<12} {:<5} {:<8} {:<8}", "server", "root", "sslmode", "cert", "psql", "pgssl");
+    println!(
+        "{:<16} {:<5} {:<12} {:<5} {:<8} {:<8}",
+        "server", "root", "sslmode", "cert", "psql", "pgssl"
+    );
     for r in &rows {
         println!("{r}");
     }
     assert_eq!(rows.len(), 8 * 2 * 6 * 2);
-    assert!(mismatches.is_empty(), "pgssl and psql disagree:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "pgssl and psql disagree:\n{}",
+        mismatches.join("\n")
+    );
 }
