@@ -59,7 +59,10 @@ impl TlsSetup {
     /// `initialize_SSL` does, and builds the rustls configuration.
     pub(crate) fn new(config: &Config) -> Result<TlsSetup, Error> {
         let mode = config.ssl_mode;
-        let store = load_roots(config)?;
+        let (store, cacheable) = match load_roots(config)? {
+            Some((store, crl_checked)) => (Some(store), !crl_checked),
+            None => (None, false),
+        };
         let verification = match (&store, mode) {
             (None, _) => Verification::None,
             (Some(_), SslMode::VerifyFull) => Verification::ChainAndHostName,
@@ -70,6 +73,7 @@ impl TlsSetup {
             check_host: mode == SslMode::VerifyFull,
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
             host_override: None,
+            cache: cacheable.then(|| Mutex::new(Vec::new())),
         });
         let (resolver, client_cert) = match load_client_cert(config)? {
             Some((path, key)) => (Some(Arc::new(ClientCert(Arc::new(key)))), Some(path)),
@@ -130,6 +134,7 @@ impl TlsSetup {
             check_host: self.verifier.check_host,
             algorithms: self.verifier.algorithms,
             host_override: Some(host.to_string()),
+            cache: self.verifier.cache.as_ref().map(|_| Mutex::new(Vec::new())),
         });
         let mut config = (*self.build(verifier)?).clone();
         config.enable_sni = false;
@@ -172,8 +177,9 @@ fn file_error(what: &'static str, path: &Path, reason: impl fmt::Display) -> Err
     }
 }
 
-/// The root certificate store, or `None` when libpq would not verify the server.
-fn load_roots(config: &Config) -> Result<Option<Arc<X509Store>>, Error> {
+/// The root certificate store, or `None` when libpq would not verify the server; with it,
+/// whether CRLs are checked.
+fn load_roots(config: &Config) -> Result<Option<(Arc<X509Store>, bool)>, Error> {
     let mode = config.ssl_mode;
     let internal = |e: openssl::error::ErrorStack| Error::Tls {
         reason: format!("OpenSSL: {e}"),
@@ -185,7 +191,7 @@ fn load_roots(config: &Config) -> Result<Option<Arc<X509Store>>, Error> {
         .map_err(internal)?;
     if config.get("sslrootcert") == Some("system") {
         builder.set_default_paths().map_err(internal)?;
-        return Ok(Some(Arc::new(builder.build())));
+        return Ok(Some((Arc::new(builder.build()), false)));
     }
     let path = config.file_option("sslrootcert", "root.crt");
     let exists = path.as_ref().is_some_and(|p| p.exists());
@@ -236,7 +242,7 @@ fn load_roots(config: &Config) -> Result<Option<Arc<X509Store>>, Error> {
             .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
             .map_err(internal)?;
     }
-    Ok(Some(Arc::new(builder.build())))
+    Ok(Some((Arc::new(builder.build()), crl_loaded)))
 }
 
 /// PEM blocks of the given labels from a file that may have text around them, as OpenSSL's
@@ -428,6 +434,89 @@ pub(crate) struct LibpqVerifier {
     check_host: bool,
     algorithms: WebPkiSupportedAlgorithms,
     host_override: Option<String>,
+    /// Chains already verified (absent when CRLs are checked: a CRL can expire).
+    cache: Option<Mutex<Vec<VerifiedChain>>>,
+}
+
+/// A server chain that passed, the time window in which that outcome cannot change, and the
+/// host names it matched. Servers present the same chain on every connection, and OpenSSL 3
+/// needs most of a millisecond to parse and verify it again.
+struct VerifiedChain {
+    ders: Vec<Vec<u8>>,
+    valid_from: i64,
+    valid_until: i64,
+    hosts: Vec<String>,
+}
+
+/// How many distinct server chains one configuration remembers.
+const CACHED_CHAINS: usize = 8;
+
+impl LibpqVerifier {
+    fn same_chain(
+        c: &VerifiedChain,
+        end_entity: &[u8],
+        intermediates: &[CertificateDer<'_>],
+    ) -> bool {
+        c.ders.len() == intermediates.len() + 1
+            && c.ders[0] == end_entity
+            && c.ders[1..]
+                .iter()
+                .zip(intermediates)
+                .all(|(a, b)| a.as_slice() == b.as_ref())
+    }
+
+    /// Whether this chain was verified, for this host when the host matters, and `now` is
+    /// still in its window.
+    fn cached(
+        &self,
+        end_entity: &[u8],
+        intermediates: &[CertificateDer<'_>],
+        host: &str,
+        now: i64,
+    ) -> bool {
+        let Some(cache) = &self.cache else {
+            return false;
+        };
+        let cache = cache.lock().expect("verifier cache");
+        cache.iter().any(|c| {
+            Self::same_chain(c, end_entity, intermediates)
+                && c.valid_from <= now
+                && now < c.valid_until
+                && (!self.check_host || c.hosts.iter().any(|h| h == host))
+        })
+    }
+
+    fn remember(
+        &self,
+        end_entity: &[u8],
+        intermediates: &[CertificateDer<'_>],
+        window: (i64, i64),
+        host: &str,
+    ) {
+        let Some(cache) = &self.cache else { return };
+        let mut cache = cache.lock().expect("verifier cache");
+        if let Some(c) = cache
+            .iter_mut()
+            .find(|c| Self::same_chain(c, end_entity, intermediates))
+        {
+            (c.valid_from, c.valid_until) = window;
+            if !c.hosts.iter().any(|h| h == host) {
+                c.hosts.push(host.to_string());
+            }
+            return;
+        }
+        if cache.len() >= CACHED_CHAINS {
+            cache.remove(0);
+        }
+        let mut ders = vec![end_entity.to_vec()];
+        ders.extend(intermediates.iter().map(|c| c.to_vec()));
+        cache.push(VerifiedChain {
+            ders,
+            valid_from: window.0,
+            valid_until: window.1,
+            hosts: vec![host.to_string()],
+        });
+    }
 }
 
 impl fmt::Debug for LibpqVerifier {
@@ -452,11 +541,22 @@ impl ServerCertVerifier for LibpqVerifier {
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let Some(store) = &self.store else {
             return Ok(ServerCertVerified::assertion());
         };
+        let host = if self.check_host {
+            self.host_override
+                .clone()
+                .unwrap_or_else(|| host_of(server_name))
+        } else {
+            String::new()
+        };
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if self.cached(end_entity, intermediates, &host, now) {
+            return Ok(ServerCertVerified::assertion());
+        }
         let bad = |e: openssl::error::ErrorStack| {
             rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
                 Arc::new(e),
@@ -468,14 +568,11 @@ impl ServerCertVerifier for LibpqVerifier {
             .map(|c| X509::from_der(c))
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
-        verify_chain(store, &leaf, &chain).map_err(rejected)?;
+        let window = verify_chain(store, &leaf, &chain).map_err(rejected)?;
         if self.check_host {
-            let host = self
-                .host_override
-                .clone()
-                .unwrap_or_else(|| host_of(server_name));
             check_host_name(&leaf, &host).map_err(rejected)?;
         }
+        self.remember(end_entity, intermediates, window, &host);
         Ok(ServerCertVerified::assertion())
     }
 
@@ -535,6 +632,22 @@ fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
+/// The contents of a certificate's SubjectPublicKeyInfo, read straight from the DER: OpenSSL
+/// 3's decoder takes a quarter of a millisecond per certificate, on every connection.
+fn spki_of(cert: &[u8]) -> Option<&[u8]> {
+    let (_, cert_body, _) = der_next(cert)?;
+    let (_, tbs, _) = der_next(cert_body)?;
+    let (tag, _, after_version) = der_next(tbs)?;
+    // The version field ([0] EXPLICIT) is absent from X.509 v1 certificates.
+    let mut rest = if tag == 0xa0 { after_version } else { tbs };
+    // serialNumber, signature, issuer, validity, subject
+    for _ in 0..5 {
+        rest = der_next(rest)?.2;
+    }
+    let (tag, spki, _) = der_next(rest)?;
+    (tag == 0x30).then_some(spki)
+}
+
 /// The handshake signature, checked with ring's algorithms against the certificate's key.
 /// rustls' `verify_tls1x_signature` helpers parse the certificate with webpki, which refuses
 /// X.509 v1; the key is taken from the SubjectPublicKeyInfo instead, as webpki itself does.
@@ -549,11 +662,7 @@ fn verify_signature(
     if tls13 && !supported_in_tls13(dss.scheme) {
         return Err(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
     }
-    let spki = X509::from_der(cert)
-        .and_then(|x| x.public_key())
-        .and_then(|k| k.public_key_to_der())
-        .map_err(|_| bad_cert())?;
-    let (_, spki_body, _) = der_next(&spki).ok_or_else(bad_cert)?;
+    let spki_body = spki_of(cert).ok_or_else(bad_cert)?;
     let (_, alg_id, rest) = der_next(spki_body).ok_or_else(bad_cert)?;
     let (_, bits, _) = der_next(rest).ok_or_else(bad_cert)?;
     let key = bits.get(1..).ok_or_else(bad_cert)?;
@@ -814,6 +923,7 @@ mod tests {
         )))
         .unwrap()
         .expect("a store")
+        .0
     }
 
     fn chain_error(store: &X509Store, cert: &X509) -> Option<String> {
@@ -885,7 +995,8 @@ mod tests {
             d.display()
         )))
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .0;
         let server = X509::from_pem(&fs::read(d.join("server.crt")).unwrap()).unwrap();
         assert_eq!(server.version(), 0, "openssl x509 -req makes X.509 v1");
         verify_chain(&store, &server, &[]).unwrap();
@@ -1061,5 +1172,39 @@ mod tests {
             Err(Error::NoRootCertificate { path: None, .. })
         ));
         assert!(setup(&format!("sslmode=require {root} ssl_min_protocol_version=TLSv1 ssl_max_protocol_version=TLSv1.1")).is_err());
+    }
+
+    #[test]
+    fn remembered_chains_still_get_the_host_name_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ca = Ca::new("cache CA");
+        fs::write(d.join("root.crt"), ca.cert.to_pem().unwrap()).unwrap();
+        let setup = TlsSetup::new(&config(&format!(
+            "sslmode=verify-full sslrootcert={}/root.crt sslcert=/nonexistent",
+            d.display()
+        )))
+        .unwrap();
+        let v = &setup.verifier;
+        let leaf = CertificateDer::from(ca.issue(&CertSpec::server()).cert.to_der().unwrap());
+        let name = |h: &str| ServerName::try_from(h.to_string()).unwrap();
+        let now = UnixTime::now();
+        for _ in 0..2 {
+            assert!(v
+                .verify_server_cert(&leaf, &[], &name("localhost"), &[], now)
+                .is_ok());
+        }
+        assert!(v.cached(leaf.as_ref(), &[], "localhost", now.as_secs() as i64));
+        let err = v
+            .verify_server_cert(&leaf, &[], &name("db.example.com"), &[], now)
+            .unwrap_err();
+        assert!(
+            format!("{err:?}").contains("HostNameMismatch"),
+            "{err}"
+        );
+        // Outside the certificate's validity the remembered outcome does not apply.
+        let later =
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs() + 10 * 86_400));
+        assert!(!v.cached(leaf.as_ref(), &[], "localhost", later.as_secs() as i64));
     }
 }

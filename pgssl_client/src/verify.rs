@@ -179,13 +179,22 @@ pub fn name_to_string(name: &X509NameRef) -> String {
         .join(", ")
 }
 
+/// Seconds since the epoch of an ASN.1 time.
+fn unix_seconds(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
 /// Verifies `leaf` with the untrusted `intermediates` against `store`, as OpenSSL does for
 /// libpq with `SSL_VERIFY_PEER` (purpose "SSL server", CRL flags as set on the store).
+/// On success returns the window in which every certificate of the verified chain is valid
+/// (latest notBefore, earliest notAfter, in Unix seconds): outside it the outcome may change.
 pub(crate) fn verify_chain(
     store: &X509Store,
     leaf: &X509Ref,
     intermediates: &[X509],
-) -> Result<(), Error> {
+) -> Result<(i64, i64), Error> {
     let internal = |e: openssl::error::ErrorStack| Error::Tls {
         reason: format!("OpenSSL: {e}"),
     };
@@ -197,27 +206,35 @@ pub(crate) fn verify_chain(
     let outcome = ctx
         .init(store, leaf, &chain, |c| {
             if c.verify_cert()? {
-                return Ok(None);
+                let mut window = (i64::MIN, i64::MAX);
+                for cert in c.chain().into_iter().flatten() {
+                    window.0 = window
+                        .0
+                        .max(unix_seconds(cert.not_before()).unwrap_or(i64::MAX));
+                    window.1 = window
+                        .1
+                        .min(unix_seconds(cert.not_after()).unwrap_or(i64::MIN));
+                }
+                return Ok(Ok(window));
             }
             let subject = c
                 .current_cert()
                 .map(|x| name_to_string(x.subject_name()))
                 .unwrap_or_default();
-            Ok(Some((
+            Ok(Err((
                 subject,
                 c.error_depth(),
                 c.error().error_string().to_string(),
             )))
         })
         .map_err(internal)?;
-    match outcome {
-        None => Ok(()),
-        Some((subject, depth, reason)) => Err(Error::UntrustedServerCertificate {
+    outcome.map_err(
+        |(subject, depth, reason)| Error::UntrustedServerCertificate {
             subject,
             depth,
             reason,
-        }),
-    }
+        },
+    )
 }
 
 /// The host text libpq would compare, recovered from the name rustls was given.
