@@ -429,6 +429,9 @@ impl Config {
     /// [`crate::MakeTls`]).
     pub fn tokio_config(&self, endpoint: &Endpoint) -> tokio_postgres::Config {
         let mut c = self.tokio_config_without_hosts();
+        if let Some(p) = self.passfile_password(endpoint) {
+            c.password(p);
+        }
         match endpoint {
             Endpoint::Tcp {
                 host,
@@ -459,6 +462,14 @@ impl Config {
     /// The `tokio_postgres::Config` for all endpoints at once, for pools.
     pub fn to_tokio_postgres(&self) -> tokio_postgres::Config {
         let mut c = self.tokio_config_without_hosts();
+        // One password for all hosts: the password file's entry for the first.
+        if let Some(p) = self
+            .endpoints
+            .first()
+            .and_then(|e| self.passfile_password(e))
+        {
+            c.password(p);
+        }
         for e in &self.endpoints {
             match e {
                 Endpoint::Tcp {
@@ -482,6 +493,56 @@ impl Config {
             }
         }
         c
+    }
+
+    /// The password from the password file (`passfile`, else `~/.pgpass`) for this endpoint,
+    /// as libpq's `passwordFromFile` finds it; `None` when a password was given.
+    pub fn passfile_password(&self, endpoint: &Endpoint) -> Option<String> {
+        if self.get("password").is_some() {
+            return None;
+        }
+        let path = match self.get("passfile") {
+            Some(p) => PathBuf::from(p),
+            None => self.home.as_ref()?.join(".pgpass"),
+        };
+        let (host, port) = match endpoint {
+            Endpoint::Tcp {
+                host,
+                hostaddr,
+                port,
+            } => (
+                host.clone()
+                    .or_else(|| hostaddr.map(|a| a.to_string()))
+                    .unwrap_or_default(),
+                *port,
+            ),
+            Endpoint::Unix { dir, port } => (dir.display().to_string(), *port),
+        };
+        // 'localhost' matches the default socket directory.
+        let host = if host.is_empty() || host == DEFAULT_SOCKET_DIR {
+            "localhost".to_string()
+        } else {
+            host
+        };
+        let meta = std::fs::metadata(&path).ok()?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // libpq ignores (with a warning) a file others can read.
+            if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+                return None;
+            }
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        let wanted = [
+            host.as_str(),
+            &port.to_string(),
+            &self.values["dbname"],
+            self.user(),
+        ]
+        .map(str::to_string);
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| pgpass_match(line, &wanted))
     }
 
     fn tokio_config_without_hosts(&self) -> tokio_postgres::Config {
@@ -574,6 +635,34 @@ fn passwd_home() -> Option<PathBuf> {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6 && f[0] == user).then(|| PathBuf::from(f[5]))
     })
+}
+
+/// One `.pgpass` line against host, port, database and user: the password if it matches.
+/// Fields are `:`-separated, `\` escapes the next character, and `*` matches anything.
+fn pgpass_match(line: &str, wanted: &[String; 4]) -> Option<String> {
+    let mut fields = Vec::with_capacity(5);
+    let mut field = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    field.push(n);
+                }
+            }
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    if fields.len() != 5 || fields[4].is_empty() {
+        return None;
+    }
+    let matches = fields[..4]
+        .iter()
+        .zip(wanted)
+        .all(|(f, w)| f == "*" || f == w);
+    matches.then(|| fields.pop().expect("five fields"))
 }
 
 fn invalid(key: &str, value: &str, expected: &'static str) -> Error {
@@ -1414,6 +1503,44 @@ mod tests {
             "libpq raises 1 s to 2 s"
         );
         assert_eq!(t.get_keepalives_retries(), Some(3));
+    }
+
+    #[test]
+    fn password_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let pgpass = home.path().join(".pgpass");
+        std::fs::write(
+            &pgpass,
+            "# comment\ndb.example:5432:shop:alice:first\n*:*:*:bob:b\\:c\\\\d\nlocalhost:5433:*:carol:sock\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let pw = |s: &str| {
+            let c = Config::from_conninfo_with_env(s, &no_env, Some(home.path())).unwrap();
+            c.passfile_password(&c.endpoints()[0])
+        };
+        assert_eq!(
+            pw("host=db.example dbname=shop user=alice").as_deref(),
+            Some("first")
+        );
+        assert_eq!(pw("host=db.example dbname=other user=alice"), None);
+        assert_eq!(pw("host=x user=bob").as_deref(), Some("b:c\\d"));
+        assert_eq!(
+            pw("port=5433 user=carol").as_deref(),
+            Some("sock"),
+            "the default socket is localhost"
+        );
+        assert_eq!(
+            pw("host=db.example dbname=shop user=alice password=given"),
+            None
+        );
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            pw("host=x user=bob"),
+            None,
+            "a file others can read is ignored"
+        );
     }
 
     #[test]

@@ -1198,10 +1198,7 @@ mod tests {
         let err = v
             .verify_server_cert(&leaf, &[], &name("db.example.com"), &[], now)
             .unwrap_err();
-        assert!(
-            format!("{err:?}").contains("HostNameMismatch"),
-            "{err}"
-        );
+        assert!(format!("{err:?}").contains("HostNameMismatch"), "{err}");
         // Outside the certificate's validity the remembered outcome does not apply.
         let later =
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs() + 10 * 86_400));
