@@ -107,9 +107,11 @@ impl Connector {
         }
         if self.config.ssl_mode == SslMode::VerifyFull {
             if let Endpoint::Tcp { host: None, .. } = endpoint {
-                return Err(Error::HostNameMismatch {
-                    expected: String::new(),
-                    presented: Vec::new(),
+                // libpq: "host name must be specified for a verified SSL connection".
+                return Err(Error::InvalidValue {
+                    key: "host".into(),
+                    value: String::new(),
+                    expected: "a host name to check the certificate against (sslmode=verify-full with only hostaddr)",
                 });
             }
         }
