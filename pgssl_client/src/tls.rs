@@ -185,6 +185,14 @@ fn load_roots(config: &Config) -> Result<Option<(Arc<X509Store>, bool)>, Error> 
         reason: format!("OpenSSL: {e}"),
     };
     let mut builder = X509StoreBuilder::new().map_err(internal)?;
+    // libssl verifies the chain at the security level of the SSL context (from the system's
+    // openssl.cnf; level 1 when it says nothing): weak keys and digests are refused there.
+    let level = openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls_client())
+        .map(|b| b.build().security_level())
+        .unwrap_or(1);
+    let mut param = openssl::x509::verify::X509VerifyParam::new().map_err(internal)?;
+    param.set_auth_level(i32::try_from(level).unwrap_or(1));
+    builder.set_param(&param).map_err(internal)?;
     // OpenSSL verifies a server's chain for the "SSL server" purpose.
     builder
         .set_purpose(X509PurposeId::SSL_SERVER)
@@ -983,6 +991,49 @@ mod tests {
         // An unreadable CRL is ignored, as libpq ignores it.
         let missing_crl = roots(d, &format!("sslcrl={}/none.crl", d.display()));
         assert_eq!(chain_error(&missing_crl, &revoked), None);
+    }
+
+    #[test]
+    fn weak_keys_are_refused_at_libssls_security_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A 512-bit RSA leaf: below security level 1 (80 bits), which libssl applies at the
+        // least, so libpq's OpenSSL refuses it.
+        pgssl_tests::openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-nodes",
+                "-out",
+                "root.crt",
+                "-keyout",
+                "ca.key",
+                "-subj",
+                "/CN=weak test CA",
+            ],
+        );
+        pgssl_tests::openssl(d, &["genrsa", "-out", "weak.key", "512"]);
+        pgssl_tests::openssl(
+            d,
+            &[
+                "req", "-new", "-key", "weak.key", "-out", "weak.csr", "-subj", "/CN=weak",
+            ],
+        );
+        pgssl_tests::openssl(
+            d,
+            &[
+                "x509", "-req", "-in", "weak.csr", "-CA", "root.crt", "-CAkey", "ca.key", "-days",
+                "1", "-out", "weak.crt",
+            ],
+        );
+        let store = roots(d, "");
+        let weak = X509::from_pem(&fs::read(d.join("weak.crt")).unwrap()).unwrap();
+        let err = chain_error(&store, &weak).expect("refused");
+        assert!(err.contains("key too weak"), "{err}");
     }
 
     #[test]
