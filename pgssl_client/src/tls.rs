@@ -733,14 +733,15 @@ pub(crate) struct AttemptLog {
 /// and [`crate::Connector`] implement libpq's retries.
 #[derive(Clone)]
 pub struct MakeTls {
-    setup: Arc<TlsSetup>,
+    /// `None` for plaintext-only attempts, where tokio-postgres still asks for a connector.
+    setup: Option<Arc<TlsSetup>>,
     log: Option<Arc<Mutex<AttemptLog>>>,
 }
 
 impl fmt::Debug for MakeTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MakeTls")
-            .field("verification", &self.setup.verification)
+            .field("verification", &self.setup.as_ref().map(|s| s.verification))
             .finish()
     }
 }
@@ -749,12 +750,12 @@ impl MakeTls {
     /// Reads the configuration's certificate files and builds the TLS configuration.
     pub fn new(config: &Config) -> Result<MakeTls, Error> {
         Ok(MakeTls {
-            setup: Arc::new(TlsSetup::new(config)?),
+            setup: Some(Arc::new(TlsSetup::new(config)?)),
             log: None,
         })
     }
 
-    pub(crate) fn with_log(setup: Arc<TlsSetup>, log: Arc<Mutex<AttemptLog>>) -> MakeTls {
+    pub(crate) fn with_log(setup: Option<Arc<TlsSetup>>, log: Arc<Mutex<AttemptLog>>) -> MakeTls {
         MakeTls {
             setup,
             log: Some(log),
@@ -781,7 +782,7 @@ where
 
 /// One TLS handshake towards one host; made by [`MakeTls`].
 pub struct TlsConnector {
-    setup: Arc<TlsSetup>,
+    setup: Option<Arc<TlsSetup>>,
     host: String,
     log: Option<Arc<Mutex<AttemptLog>>>,
 }
@@ -814,7 +815,10 @@ where
             if let Some(log) = &self.log {
                 log.lock().expect("attempt log").tls_started = true;
             }
-            let (config, name) = self.setup.for_host(&self.host)?;
+            let setup = self.setup.as_ref().ok_or_else(|| Error::Tls {
+                reason: "TLS is not configured for this attempt".into(),
+            })?;
+            let (config, name) = setup.for_host(&self.host)?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, stream)
                 .await
@@ -837,8 +841,8 @@ where
                         .iter()
                         .map(|c| c.to_vec())
                         .collect(),
-                    verification: self.setup.verification,
-                    client_cert: self.setup.client_cert.clone(),
+                    verification: setup.verification,
+                    client_cert: setup.client_cert.clone(),
                 };
                 log.lock().expect("attempt log").info = Some(info);
             }
