@@ -241,6 +241,70 @@ fn print_extension(ext: *mut openssl_sys::X509_EXTENSION) -> Option<String> {
     text
 }
 
+/// A certificate's public key, as a DBA describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// `RSA`, `EC`, `Ed25519`, `Ed448`, or OpenSSL's name for anything else.
+    pub algorithm: String,
+    /// Size in bits.
+    pub bits: u32,
+    /// The named curve of an EC key (`prime256v1`, `secp384r1`).
+    pub curve: Option<String>,
+}
+
+/// The certificate's public key algorithm and size.
+pub fn key_info(cert: &X509Ref) -> Option<KeyInfo> {
+    use openssl::pkey::Id;
+    let key = cert.public_key().ok()?;
+    let (algorithm, curve) = match key.id() {
+        Id::RSA => ("RSA".to_string(), None),
+        Id::EC => {
+            let curve = key
+                .ec_key()
+                .ok()
+                .and_then(|ec| ec.group().curve_name())
+                .and_then(|nid| nid.short_name().ok());
+            ("EC".to_string(), curve.map(str::to_string))
+        }
+        Id::ED25519 => ("Ed25519".to_string(), None),
+        Id::ED448 => ("Ed448".to_string(), None),
+        Id::DSA => ("DSA".to_string(), None),
+        other => (
+            Nid::from_raw(other.as_raw())
+                .short_name()
+                .unwrap_or("unknown")
+                .to_string(),
+            None,
+        ),
+    };
+    Some(KeyInfo {
+        algorithm,
+        bits: key.bits(),
+        curve,
+    })
+}
+
+/// The signature algorithm's name as `openssl x509 -text` prints it
+/// (`sha256WithRSAEncryption`, `ecdsa-with-SHA256`, `ED25519`).
+pub fn signature_algorithm(cert: &X509Ref) -> String {
+    let obj = cert.signature_algorithm().object();
+    match obj.nid() {
+        Nid::UNDEF => oid_text(obj),
+        nid => nid
+            .long_name()
+            .map(str::to_string)
+            .unwrap_or_else(|_| oid_text(obj)),
+    }
+}
+
+/// Every certificate in a PEM file, in order, ignoring any text around the
+/// blocks (as `openssl x509 -text` writes it).
+pub fn certificates_from_pem(
+    pem: &[u8],
+) -> Result<Vec<openssl::x509::X509>, openssl::error::ErrorStack> {
+    openssl::x509::X509::stack_from_pem(pem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

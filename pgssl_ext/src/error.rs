@@ -12,6 +12,28 @@ pub enum PgsslError {
         /// The name as given.
         field: String,
     },
+    /// A file the server's TLS settings name cannot be read or holds no
+    /// certificate (58P01 when missing, 58030 on other I/O errors, F0000 when
+    /// its contents are not what the setting needs).
+    ServerFile {
+        /// The file, resolved against the data directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// How it went wrong.
+        kind: FileProblem,
+    },
+}
+
+/// How reading a configured file failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileProblem {
+    /// It does not exist.
+    Missing,
+    /// It exists but could not be read.
+    Unreadable,
+    /// It was read, but its contents are unusable.
+    BadContents,
 }
 
 impl PgsslError {
@@ -19,6 +41,18 @@ impl PgsslError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
             Self::UnknownField { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::ServerFile {
+                kind: FileProblem::Missing,
+                ..
+            } => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+            Self::ServerFile {
+                kind: FileProblem::Unreadable,
+                ..
+            } => PgSqlErrorCode::ERRCODE_IO_ERROR,
+            Self::ServerFile {
+                kind: FileProblem::BadContents,
+                ..
+            } => PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
         }
     }
 
@@ -26,6 +60,12 @@ impl PgsslError {
     pub fn message(&self) -> String {
         match self {
             Self::UnknownField { field } => format!("unknown X.509 name field \"{field}\""),
+            Self::ServerFile { path, reason, .. } => {
+                format!(
+                    "could not use server certificate file \"{}\": {reason}",
+                    path.display()
+                )
+            }
         }
     }
 
@@ -37,6 +77,7 @@ impl PgsslError {
                  or a dotted OID such as 2.5.4.3."
                     .into(),
             ),
+            Self::ServerFile { .. } => Some("Check ssl_cert_file: it names a PEM file relative to the data directory.".into()),
         }
     }
 

@@ -6,15 +6,22 @@
 
 use pgrx::prelude::*;
 
+mod audit;
 mod cert;
 mod dn;
 mod error;
 mod port;
 mod session;
+mod timestamps;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/session.sql", name = "session_sql", finalize);
+extension_sql_file!(
+    "../../sql/audit.sql",
+    name = "audit_sql",
+    requires = [audit::server_cert, audit::check_config]
+);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -16,14 +16,7 @@ use crate::cert;
 use crate::dn;
 use crate::error::PgsslError;
 use crate::port;
-
-/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
-const POSTGRES_EPOCH_UNIX_SECONDS: i64 = 946_684_800;
-
-fn timestamptz(unix_seconds: i64) -> Option<TimestampWithTimeZone> {
-    let micros = (unix_seconds - POSTGRES_EPOCH_UNIX_SECONDS).checked_mul(1_000_000)?;
-    TimestampWithTimeZone::try_from(micros).ok()
-}
+use crate::timestamps;
 
 fn resolve_field(field: &str) -> String {
     dn::lookup_field(field).unwrap_or_else(|| {
@@ -120,7 +113,7 @@ fn client_serial_hex() -> Option<String> {
 fn client_cert_not_before() -> Option<TimestampWithTimeZone> {
     port::peer_certificate()
         .and_then(|c| cert::unix_seconds(c.not_before()))
-        .and_then(timestamptz)
+        .and_then(timestamps::from_unix)
 }
 
 /// End of the client certificate's validity.
@@ -128,7 +121,7 @@ fn client_cert_not_before() -> Option<TimestampWithTimeZone> {
 fn client_cert_not_after() -> Option<TimestampWithTimeZone> {
     port::peer_certificate()
         .and_then(|c| cert::unix_seconds(c.not_after()))
-        .and_then(timestamptz)
+        .and_then(timestamps::from_unix)
 }
 
 /// SHA-256 fingerprint of the client certificate (DER), lowercase hex.
@@ -174,8 +167,8 @@ fn session_json() -> Value {
     let peer = port::peer_certificate();
     let time = |f: fn(&X509Ref) -> Option<i64>| -> Value {
         peer.and_then(f)
-            .and_then(timestamptz)
-            .map(|t| Value::String(t.to_iso_string()))
+            .and_then(timestamps::iso8601)
+            .map(Value::String)
             .unwrap_or(Value::Null)
     };
     json!({

@@ -27,6 +27,8 @@ pub enum KeyType {
     EcP256,
     /// RSA, 2048 bits.
     Rsa2048,
+    /// RSA, 1024 bits: weak, for tests that must see it refused or flagged.
+    Rsa1024,
     /// Ed25519.
     Ed25519,
 }
@@ -40,6 +42,7 @@ impl KeyType {
                 PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
             }
             KeyType::Rsa2048 => PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap(),
+            KeyType::Rsa1024 => PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap(),
             KeyType::Ed25519 => PKey::generate_ed25519().unwrap(),
         }
     }
@@ -88,13 +91,15 @@ impl CertSpec {
         }
     }
 
-    /// A server certificate for `CN=localhost` with SANs `localhost` and `127.0.0.1`.
+    /// A server certificate for `CN=localhost` with SANs `localhost` and
+    /// `127.0.0.1`, valid for a year.
     pub fn server() -> Self {
         CertSpec {
             subject: vec![("CN".into(), "localhost".into())],
             dns: vec!["localhost".into()],
             ips: vec!["127.0.0.1".parse().unwrap()],
             server: true,
+            not_after_secs: 365 * 86_400,
             ..CertSpec::client(&[])
         }
     }
@@ -102,6 +107,13 @@ impl CertSpec {
     /// The same with another key type.
     pub fn key_type(mut self, key_type: KeyType) -> Self {
         self.key_type = key_type;
+        self
+    }
+
+    /// The same without subject alternative names.
+    pub fn without_sans(mut self) -> Self {
+        self.dns.clear();
+        self.ips.clear();
         self
     }
 
@@ -155,8 +167,13 @@ impl Ca {
         Ca::with_key_type(cn, KeyType::EcP256)
     }
 
-    /// A new CA with the given key type.
+    /// A new CA with the given key type, valid for a year.
     pub fn with_key_type(cn: &str, key_type: KeyType) -> Ca {
+        Ca::with_validity(cn, key_type, 365)
+    }
+
+    /// A new CA valid from now for `days` days.
+    pub fn with_validity(cn: &str, key_type: KeyType, days: u32) -> Ca {
         let key = key_type.generate();
         let name = build_name(&[("CN".into(), cn.into())]);
         let mut b = X509::builder().unwrap();
@@ -167,7 +184,7 @@ impl Ca {
         b.set_pubkey(&key).unwrap();
         b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
             .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+        b.set_not_after(&Asn1Time::days_from_now(days).unwrap())
             .unwrap();
         b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
             .unwrap();

@@ -7,7 +7,15 @@ fn show(cluster: &TlsCluster, conninfo: &str, sql: &str) {
     println!("\n$ psql \"{conninfo}\" -c \"{sql}\"");
     let out = cluster
         .psql_command(conninfo)
-        .args(["-P", "format=aligned", "-P", "tuples_only=off", "-x", "-c", sql])
+        .args([
+            "-P",
+            "format=aligned",
+            "-P",
+            "tuples_only=off",
+            "-x",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql");
     print!("{}", String::from_utf8_lossy(&out.stdout));
@@ -20,8 +28,16 @@ fn main() {
     println!("pg_hba.conf: hostssl ... cert (client certificates) for everyone but scram_users.");
     let cluster = TlsCluster::start();
     cluster.sql("CREATE ROLE alice LOGIN");
-    let alice = cluster.client_cert(&[("O", "Example Databases"), ("OU", "Reliability"), ("CN", "alice")]);
-    println!("Cluster on 127.0.0.1:{}; client certificate for CN=alice in {}", cluster.port, alice.cert.display());
+    let alice = cluster.client_cert(&[
+        ("O", "Example Databases"),
+        ("OU", "Reliability"),
+        ("CN", "alice"),
+    ]);
+    println!(
+        "Cluster on 127.0.0.1:{}; client certificate for CN=alice in {}",
+        cluster.port,
+        alice.cert.display()
+    );
 
     let conninfo = cluster.verify_full("alice", Some(&alice));
     show(
@@ -31,7 +47,15 @@ fn main() {
          pgssl.issuer_dn(), pgssl.client_serial_hex(), pgssl.client_cert_not_after(), \
          pgssl.client_cert_fingerprint()",
     );
-    show(&cluster, &conninfo, "SELECT jsonb_pretty(pgssl.session_info())");
-    show(&cluster, &conninfo, "SELECT pid, usename, ssl, version, client_dn FROM pgssl.connections");
+    show(
+        &cluster,
+        &conninfo,
+        "SELECT jsonb_pretty(pgssl.session_info())",
+    );
+    show(
+        &cluster,
+        &conninfo,
+        "SELECT pid, usename, ssl, version, client_dn FROM pgssl.connections",
+    );
     println!("\nThe cluster is stopped and removed now.");
 }

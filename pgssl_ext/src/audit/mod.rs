@@ -1,0 +1,218 @@
+//! SQL functions that audit the server's TLS set-up: `pgssl.server_cert()`
+//! and `pgssl.check_config()`.
+//!
+//! Both read the files and settings as they are now, which is what the server
+//! will use after its next reload.
+
+mod checks;
+
+use std::path::{Path, PathBuf};
+
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Value};
+
+use crate::cert;
+use crate::error::{FileProblem, PgsslError};
+use crate::timestamps;
+use checks::{Facts, HbaRule, ServerCertFacts};
+
+fn setting(name: &str) -> String {
+    Spi::get_one_with_args::<String>("SELECT current_setting($1, true)", &[name.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// A configured file name as the server resolves it: relative to the data directory.
+fn resolve(file: &str) -> PathBuf {
+    let path = Path::new(file);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        Path::new(&setting("data_directory")).join(path)
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The certificates of `ssl_cert_file`: the server's own first, then its chain.
+fn read_server_chain() -> Result<(PathBuf, Vec<X509>), PgsslError> {
+    let path = resolve(&setting("ssl_cert_file"));
+    let pem = std::fs::read(&path).map_err(|e| PgsslError::ServerFile {
+        path: path.clone(),
+        reason: e.to_string(),
+        kind: if e.kind() == std::io::ErrorKind::NotFound {
+            FileProblem::Missing
+        } else {
+            FileProblem::Unreadable
+        },
+    })?;
+    let certs = cert::certificates_from_pem(&pem).unwrap_or_default();
+    if certs.is_empty() {
+        return Err(PgsslError::ServerFile {
+            path,
+            reason: "it holds no PEM certificate".into(),
+            kind: FileProblem::BadContents,
+        });
+    }
+    Ok((path, certs))
+}
+
+fn describe(c: &X509, now: i64) -> Value {
+    let not_after = cert::unix_seconds(c.not_after());
+    let key = cert::key_info(c);
+    json!({
+        "subject": cert::name_rfc2253(c.subject_name()),
+        "issuer": cert::name_rfc2253(c.issuer_name()),
+        "subject_alt_names": cert::subject_alt_names(c),
+        "serial": cert::serial_decimal(c),
+        "serial_hex": cert::serial_hex(c),
+        "not_before": cert::unix_seconds(c.not_before()).and_then(timestamps::iso8601),
+        "not_after": not_after.and_then(timestamps::iso8601),
+        "days_left": not_after.map(|t| (t - now).div_euclid(86_400)),
+        "key_algorithm": key.as_ref().map(|k| k.algorithm.clone()),
+        "key_bits": key.as_ref().map(|k| k.bits),
+        "key_curve": key.and_then(|k| k.curve),
+        "version": c.version() + 1,
+        "signature_algorithm": cert::signature_algorithm(c),
+        "fingerprint_sha256": cert::fingerprint_sha256(c),
+    })
+}
+
+/// The certificate the server presents (`ssl_cert_file`), and the chain after it.
+#[pg_extern(volatile, parallel_restricted)]
+fn server_cert() -> JsonB {
+    let (path, certs) = read_server_chain().unwrap_or_else(|e| e.report());
+    let now = now_unix();
+    let mut info = describe(&certs[0], now);
+    info["file"] = json!(path.display().to_string());
+    info["chain"] = Value::Array(certs[1..].iter().map(|c| describe(c, now)).collect());
+    JsonB(info)
+}
+
+fn server_cert_facts(c: &X509, now: i64) -> ServerCertFacts {
+    let key = cert::key_info(c);
+    let sans = cert::subject_alt_names(c)
+        .iter()
+        .filter(|s| s.starts_with("DNS:") || s.starts_with("IP:"))
+        .count();
+    ServerCertFacts {
+        not_after: cert::unix_seconds(c.not_after()).unwrap_or(now),
+        san_count: sans,
+        version: c.version() + 1,
+        key_algorithm: key
+            .as_ref()
+            .map(|k| k.algorithm.clone())
+            .unwrap_or_default(),
+        key_bits: key.map(|k| k.bits).unwrap_or(0),
+    }
+}
+
+/// Whether `ssl_key_file` holds the private key of `c`. The key is only
+/// compared, never kept or shown; a key behind a passphrase cannot be told.
+fn key_matches(c: &X509) -> Result<bool, String> {
+    let path = resolve(&setting("ssl_key_file"));
+    let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = PKey::private_key_from_pem_callback(&pem, |_| Ok(0))
+        .map_err(|_| format!("{} is not an unencrypted PEM private key", path.display()))?;
+    let public = c.public_key().map_err(|e| e.to_string())?;
+    Ok(public.public_eq(&key))
+}
+
+fn hba_rules() -> Vec<HbaRule> {
+    let query =
+        "SELECT line_number, type, array_to_string(database, ','), array_to_string(user_name, ','),
+                        address, auth_method, coalesce(options, '{}')
+                   FROM pg_catalog.pg_hba_file_rules WHERE error IS NULL ORDER BY line_number";
+    Spi::connect(|client| {
+        let rows = client.select(query, None, &[])?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(HbaRule {
+                line: row.get::<i32>(1)?.unwrap_or(0),
+                kind: row.get::<String>(2)?.unwrap_or_default(),
+                database: row.get::<String>(3)?.unwrap_or_default(),
+                user: row.get::<String>(4)?.unwrap_or_default(),
+                address: row.get::<String>(5)?,
+                method: row.get::<String>(6)?.unwrap_or_default(),
+                options: row.get::<Vec<String>>(7)?.unwrap_or_default(),
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
+}
+
+fn revoked_certs() -> Option<i64> {
+    let exists = Spi::get_one::<bool>("SELECT to_regclass('pgssl.issued_certs') IS NOT NULL")
+        .ok()
+        .flatten()?;
+    if !exists {
+        return None;
+    }
+    Spi::get_one::<i64>("SELECT count(*) FROM pgssl.issued_certs WHERE revoked_at IS NOT NULL")
+        .ok()
+        .flatten()
+}
+
+fn client_ca_not_after() -> Option<i64> {
+    let configured = setting("pgssl.ca_cert_file");
+    let file = if configured.is_empty() {
+        "pgssl_ca.crt".to_string()
+    } else {
+        configured
+    };
+    let pem = std::fs::read(resolve(&file)).ok()?;
+    let ca = X509::from_pem(&pem).ok()?;
+    cert::unix_seconds(ca.not_after())
+}
+
+fn gather() -> Facts {
+    let now = now_unix();
+    let chain = read_server_chain();
+    let (server_cert, key_matches) = match &chain {
+        Ok((_, certs)) => (
+            Some(Ok(server_cert_facts(&certs[0], now))),
+            Some(key_matches(&certs[0])),
+        ),
+        Err(e) => (Some(Err(e.message())), None),
+    };
+    Facts {
+        now,
+        ssl: setting("ssl") == "on",
+        min_protocol: setting("ssl_min_protocol_version"),
+        cert_file: setting("ssl_cert_file"),
+        server_cert,
+        key_matches,
+        ca_file_set: !setting("ssl_ca_file").is_empty(),
+        crl_set: !setting("ssl_crl_file").is_empty() || !setting("ssl_crl_dir").is_empty(),
+        hba: hba_rules(),
+        revoked_certs: revoked_certs(),
+        client_ca_not_after: client_ca_not_after(),
+    }
+}
+
+/// Audits the server's TLS set-up; one row per check, or per problem found.
+#[pg_extern(volatile, parallel_restricted)]
+fn check_config() -> TableIterator<
+    'static,
+    (
+        name!(check, String),
+        name!(status, String),
+        name!(detail, String),
+    ),
+> {
+    let rows = checks::evaluate(&gather());
+    TableIterator::new(
+        rows.into_iter()
+            .map(|f| (f.check.to_string(), f.status.as_str().to_string(), f.detail)),
+    )
+}

@@ -1,0 +1,216 @@
+//! `pgssl.server_cert()` and `pgssl.check_config()` against real clusters,
+//! each misconfigured in one way.
+
+use std::collections::BTreeSet;
+
+use openssl::x509::X509;
+use pgssl_tests::{seed_recipe, Ca, CertFiles, CertSpec, KeyType, TlsCluster};
+
+/// Every line requires TLS; a well-configured server.
+const GOOD_HBA: &str = "\
+local   all all                trust
+hostssl all +scram_users 127.0.0.1/32 scram-sha-256
+hostssl all all 127.0.0.1/32   cert
+";
+
+/// The (check, status) pairs that are not `ok`.
+fn problems(cluster: &TlsCluster) -> BTreeSet<(String, String)> {
+    let out = cluster
+        .sql("SELECT \"check\" || '|' || status FROM pgssl.check_config() WHERE status <> 'ok'");
+    out.lines()
+        .map(|l| {
+            let (check, status) = l.split_once('|').unwrap();
+            (check.to_string(), status.to_string())
+        })
+        .collect()
+}
+
+fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn good_cluster() -> TlsCluster {
+    TlsCluster::builder().hba(GOOD_HBA).start()
+}
+
+#[test]
+fn a_well_configured_server_has_no_problems() {
+    let cluster = good_cluster();
+    assert_eq!(problems(&cluster), set(&[]));
+    let checks = cluster.sql(
+        "SELECT string_agg(DISTINCT \"check\", ',' ORDER BY \"check\") FROM pgssl.check_config()",
+    );
+    assert_eq!(
+        checks,
+        "hba_cert_without_ca,hba_plaintext_tcp,server_cert_expiry,server_cert_san,server_cert_version,\
+         server_key_match,server_key_strength,ssl,ssl_min_protocol_version"
+    );
+}
+
+#[test]
+fn ssl_off_fails() {
+    let cluster = TlsCluster::builder().hba(GOOD_HBA).ssl_off().start();
+    assert_eq!(problems(&cluster), set(&[("ssl", "fail")]));
+}
+
+#[test]
+fn old_protocol_versions_warn() {
+    let cluster = TlsCluster::builder()
+        .hba(GOOD_HBA)
+        .conf("ssl_min_protocol_version = 'TLSv1'")
+        .start();
+    assert_eq!(
+        problems(&cluster),
+        set(&[("ssl_min_protocol_version", "warn")])
+    );
+}
+
+#[test]
+fn plaintext_tcp_lines_warn_and_trust_fails() {
+    let hba = format!(
+        "{GOOD_HBA}host all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 10.0.0.0/8 trust\n"
+    );
+    let cluster = TlsCluster::builder().hba(&hba).start();
+    assert_eq!(
+        problems(&cluster),
+        set(&[("hba_plaintext_tcp", "warn"), ("hba_plaintext_tcp", "fail")])
+    );
+    let detail = cluster.sql("SELECT detail FROM pgssl.check_config() WHERE status = 'fail'");
+    assert!(
+        detail.contains("line 5") && detail.contains("trust"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn cert_lines_without_ssl_ca_file_fail() {
+    let cluster = TlsCluster::builder()
+        .hba(GOOD_HBA)
+        .conf("ssl_ca_file = ''")
+        .start();
+    assert_eq!(problems(&cluster), set(&[("hba_cert_without_ca", "fail")]));
+}
+
+/// Replaces the server's certificate and key on disk with a new pair per
+/// `spec`, as a DBA does before a reload: check_config audits the files the
+/// next reload will load (the server would refuse some of these at start).
+fn replace_server_files(cluster: &TlsCluster, spec: &CertSpec) {
+    let issued = cluster.ca.issue(spec);
+    cluster.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
+    cluster.write_data_file(
+        "server.key",
+        &issued.key.private_key_to_pem_pkcs8().unwrap(),
+        0o600,
+    );
+}
+
+#[test]
+fn an_expired_server_certificate_fails() {
+    let cluster = good_cluster();
+    replace_server_files(&cluster, &CertSpec::server().validity(-7200, -3600));
+    assert_eq!(problems(&cluster), set(&[("server_cert_expiry", "fail")]));
+}
+
+#[test]
+fn a_server_certificate_expiring_within_30_days_warns() {
+    let cluster = good_cluster();
+    replace_server_files(&cluster, &CertSpec::server().validity(-60, 10 * 86_400));
+    assert_eq!(problems(&cluster), set(&[("server_cert_expiry", "warn")]));
+}
+
+#[test]
+fn a_certificate_without_sans_warns() {
+    let cluster = good_cluster();
+    replace_server_files(&cluster, &CertSpec::server().without_sans());
+    assert_eq!(problems(&cluster), set(&[("server_cert_san", "warn")]));
+}
+
+#[test]
+fn a_weak_rsa_key_fails() {
+    let cluster = good_cluster();
+    replace_server_files(&cluster, &CertSpec::server().key_type(KeyType::Rsa1024));
+    assert_eq!(problems(&cluster), set(&[("server_key_strength", "fail")]));
+}
+
+#[test]
+fn a_key_that_does_not_match_fails() {
+    let cluster = good_cluster();
+    let other = cluster.ca.issue(&CertSpec::server());
+    cluster.write_data_file(
+        "server.key",
+        &other.key.private_key_to_pem_pkcs8().unwrap(),
+        0o600,
+    );
+    assert_eq!(problems(&cluster), set(&[("server_key_match", "fail")]));
+}
+
+#[test]
+fn a_pgssl_client_ca_expiring_within_90_days_warns() {
+    let cluster = good_cluster();
+    // Where pgssl looks for its client CA by default.
+    let ca = Ca::with_validity("short-lived client CA", KeyType::EcP256, 30);
+    cluster.write_data_file("pgssl_ca.crt", &ca.cert.to_pem().unwrap(), 0o644);
+    assert_eq!(problems(&cluster), set(&[("client_ca_expiry", "warn")]));
+}
+
+#[test]
+fn the_seed_server_certificate_is_v1_without_sans() {
+    let files = tempfile::tempdir().unwrap();
+    seed_recipe(files.path());
+    let cluster = TlsCluster::builder()
+        .hba(GOOD_HBA)
+        .server_files(CertFiles {
+            cert: files.path().join("server.crt"),
+            key: files.path().join("server.key"),
+        })
+        .start();
+    let info: serde_json::Value =
+        serde_json::from_str(&cluster.sql("SELECT pgssl.server_cert()")).unwrap();
+    let seed = X509::from_pem(&std::fs::read(files.path().join("server.crt")).unwrap()).unwrap();
+    assert_eq!(info["version"], 1);
+    assert_eq!(info["subject"], "CN=127.0.0.1");
+    assert_eq!(info["issuer"], "CN=root-server-ca");
+    assert_eq!(info["subject_alt_names"], serde_json::json!([]));
+    assert_eq!(info["key_algorithm"], "RSA");
+    assert_eq!(info["key_bits"], 2048);
+    assert_eq!(info["signature_algorithm"], "sha256WithRSAEncryption");
+    assert_eq!(info["chain"], serde_json::json!([]));
+    // The expiry the openssl command line set (-days 365), to the second.
+    let days_left = openssl::asn1::Asn1Time::days_from_now(0)
+        .unwrap()
+        .diff(seed.not_after())
+        .unwrap()
+        .days;
+    assert_eq!(info["days_left"], i64::from(days_left));
+    let epoch = openssl::asn1::Asn1Time::from_unix(0)
+        .unwrap()
+        .diff(seed.not_after())
+        .unwrap();
+    let not_after = i64::from(epoch.days) * 86_400 + i64::from(epoch.secs);
+    let reported = cluster.sql(&format!(
+        "SELECT extract(epoch FROM (pgssl.server_cert()->>'not_after')::timestamptz)::bigint = {not_after}"
+    ));
+    assert_eq!(reported, "t");
+    assert_eq!(
+        problems(&cluster),
+        set(&[("server_cert_version", "warn"), ("server_cert_san", "warn")])
+    );
+}
+
+#[test]
+fn server_cert_is_for_superusers_and_pg_read_all_settings() {
+    let cluster = good_cluster();
+    cluster.sql("CREATE ROLE viewer LOGIN PASSWORD 'pw' IN ROLE scram_users; CREATE ROLE nobody LOGIN PASSWORD 'pw' IN ROLE scram_users; GRANT pg_read_all_settings TO viewer");
+    let conn = |user: &str| format!("{} password=pw", cluster.verify_full(user, None));
+    let subject = cluster.psql_ok(&conn("viewer"), "SELECT pgssl.server_cert()->>'subject'");
+    assert_eq!(subject, "CN=localhost");
+    let denied = cluster.psql(&conn("nobody"), "SELECT pgssl.server_cert()");
+    assert!(String::from_utf8_lossy(&denied.stderr)
+        .contains("permission denied for function server_cert"));
+    let denied = cluster.psql(&conn("viewer"), "SELECT * FROM pgssl.check_config()");
+    assert!(String::from_utf8_lossy(&denied.stderr)
+        .contains("permission denied for function check_config"));
+}
