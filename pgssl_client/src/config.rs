@@ -167,7 +167,7 @@ pub enum Endpoint {
 }
 
 /// A parsed libpq connection string with libpq's environment fallbacks and defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
     home: Option<PathBuf>,
@@ -175,6 +175,31 @@ pub struct Config {
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) min_version: Option<TlsVersion>,
     pub(crate) max_version: Option<TlsVersion>,
+}
+
+impl std::fmt::Debug for Config {
+    /// Passwords are not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    if matches!(*k, "password" | "sslpassword") {
+                        "********"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("Config")
+            .field("options", &shown)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
 }
 
 impl std::str::FromStr for Config {
@@ -1541,6 +1566,17 @@ mod tests {
             None,
             "a file others can read is ignored"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let c = parse("password=s3cret sslpassword=k3y user=u").unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        assert!(shown.contains("\"user\": \"u\""), "{shown}");
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub(crate) struct TlsSetup {
     enable_sni: bool,
     alpn: bool,
     pub(crate) verification: Verification,
+    pub(crate) crl_checked: bool,
     pub(crate) client_cert: Option<PathBuf>,
 }
 
@@ -59,10 +60,11 @@ impl TlsSetup {
     /// `initialize_SSL` does, and builds the rustls configuration.
     pub(crate) fn new(config: &Config) -> Result<TlsSetup, Error> {
         let mode = config.ssl_mode;
-        let (store, cacheable) = match load_roots(config)? {
-            Some((store, crl_checked)) => (Some(store), !crl_checked),
+        let (store, crl_checked) = match load_roots(config)? {
+            Some((store, crl_checked)) => (Some(store), crl_checked),
             None => (None, false),
         };
+        let cacheable = store.is_some() && !crl_checked;
         let verification = match (&store, mode) {
             (None, _) => Verification::None,
             (Some(_), SslMode::VerifyFull) => Verification::ChainAndHostName,
@@ -107,6 +109,7 @@ impl TlsSetup {
             enable_sni,
             alpn,
             verification,
+            crl_checked,
             client_cert,
         })
     }
@@ -713,6 +716,8 @@ pub struct TlsInfo {
     pub peer_chain: Vec<Vec<u8>>,
     /// What was verified about them.
     pub verification: Verification,
+    /// Whether the chain was also checked against CRLs (sslcrl, sslcrldir, ~/.postgresql/root.crl).
+    pub crl_checked: bool,
     /// The client certificate file sent, if any.
     pub client_cert: Option<PathBuf>,
 }
@@ -842,6 +847,7 @@ where
                         .map(|c| c.to_vec())
                         .collect(),
                     verification: setup.verification,
+                    crl_checked: setup.crl_checked,
                     client_cert: setup.client_cert.clone(),
                 };
                 log.lock().expect("attempt log").info = Some(info);
@@ -1255,8 +1261,9 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:?}").contains("HostNameMismatch"), "{err}");
         // Outside the certificate's validity the remembered outcome does not apply.
-        let later =
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs() + 2 * 365 * 86_400));
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.as_secs() + 2 * 365 * 86_400,
+        ));
         assert!(!v.cached(leaf.as_ref(), &[], "localhost", later.as_secs() as i64));
     }
 }
