@@ -998,6 +998,15 @@ mod tests {
             chain_error(&with_crl, &ca.issue(&CertSpec::server()).cert),
             None
         );
+        // The same CRL found through sslcrldir (a directory `openssl rehash` indexed).
+        let crl_dir = d.join("crls");
+        fs::create_dir(&crl_dir).unwrap();
+        fs::write(crl_dir.join("ca.crl"), ca.crl(&[&revoked])).unwrap();
+        pgssl_tests::openssl(d, &["rehash", crl_dir.to_str().unwrap()]);
+        let with_dir = roots(d, &format!("sslcrldir={}", crl_dir.display()));
+        assert!(chain_error(&with_dir, &revoked)
+            .unwrap()
+            .contains("certificate revoked"));
         // An unreadable CRL is ignored, as libpq ignores it.
         let missing_crl = roots(d, &format!("sslcrl={}/none.crl", d.display()));
         assert_eq!(chain_error(&missing_crl, &revoked), None);
