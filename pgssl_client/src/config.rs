@@ -831,9 +831,24 @@ fn store(
     key: &str,
     value: String,
 ) -> Result<(), Error> {
-    let key = known_key(key).ok_or_else(|| Error::UnknownOption { key: key.into() })?;
+    let (key, value) =
+        canonical(key, value).ok_or_else(|| Error::UnknownOption { key: key.into() })?;
     values.insert(key, value);
     Ok(())
+}
+
+/// The key as stored, or `None` for an unknown key. libpq 15 still takes the pre-9.2
+/// `requiressl`, as `sslmode`: 1 means require, anything else prefer.
+fn canonical(key: &str, value: String) -> Option<(&'static str, String)> {
+    if key == "requiressl" {
+        let mode = if value.starts_with('1') {
+            "require"
+        } else {
+            "prefer"
+        };
+        return Some(("sslmode", mode.to_string()));
+    }
+    known_key(key).map(|k| (k, value))
 }
 
 /// Parses a connection string into the options it sets explicitly.
@@ -1123,9 +1138,9 @@ fn parse_uri_params(
         } else {
             (key, value)
         };
-        match known_key(&key) {
-            Some(k) => {
-                values.insert(k, value);
+        match canonical(&key, value) {
+            Some((k, v)) => {
+                values.insert(k, v);
             }
             None => {
                 return Err(Error::Syntax {
@@ -1227,6 +1242,11 @@ mod tests {
             "unterminated quoted string in connection info string"
         );
         assert_eq!(err("hots=x"), "invalid connection option \"hots\"");
+        assert_eq!(parse("requiressl=1").unwrap().ssl_mode(), SslMode::Require);
+        assert_eq!(
+            parse("sslmode=disable requiressl=0").unwrap().ssl_mode(),
+            SslMode::Prefer
+        );
         assert_eq!(
             err("sslpasswd=x"),
             "invalid connection option \"sslpasswd\""
