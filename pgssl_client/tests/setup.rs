@@ -92,7 +92,7 @@ fn set_up(cluster: &TlsCluster) -> std::path::PathBuf {
 #[test]
 fn setup_turns_tls_on_for_both_names_and_the_audit_finds_no_failure() {
     let cluster = TlsCluster::builder()
-        .ssl_off()
+        .bare()
         .hba(PLAIN_HBA)
         .without_extension()
         .start();
@@ -102,10 +102,20 @@ fn setup_turns_tls_on_for_both_names_and_the_audit_finds_no_failure() {
     let root = set_up(&cluster);
     assert_eq!(cluster.sql("SHOW ssl"), "on");
     assert_eq!(
-        cluster.sql(
-            "SELECT pg_read_file('pg_hba.conf') LIKE '%hostssl all all 0.0.0.0/0 scram-sha-256%'"
-        ),
+        cluster
+            .sql("SELECT pg_read_file('pg_hba.conf') LIKE '%hostnossl all all 0.0.0.0/0 reject%'"),
         "t"
+    );
+    // The lines refuse plaintext and widen nothing: the old line still governs
+    // TLS logins, and a plaintext login is refused.
+    let plaintext = cluster.psql(
+        &cluster.conninfo("user=alice password=secret sslmode=disable"),
+        "SELECT 1",
+    );
+    assert!(
+        text(&plaintext.stderr).contains("no encryption"),
+        "{}",
+        text(&plaintext.stderr)
     );
     let backups = std::fs::read_dir(&cluster.data_dir)
         .unwrap()
@@ -174,7 +184,7 @@ fn report_exits_non_zero_when_a_check_fails() {
 #[test]
 fn rotate_serves_a_new_certificate_while_open_connections_keep_working() {
     let cluster = TlsCluster::builder()
-        .ssl_off()
+        .bare()
         .hba(PLAIN_HBA)
         .without_extension()
         .start();
@@ -263,6 +273,26 @@ fn setup_refuses_a_non_superuser_and_names_missing_hosts() {
     );
     let out = pgssl(
         &cluster,
+        &["setup", &superuser(&cluster), "--hostname", "localhost"],
+    );
+    assert!(
+        text(&out.stderr).contains("ssl_ca_file is already \"ca.crt\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        cluster.sql("SHOW ssl"),
+        "off",
+        "a refused setup changed the server"
+    );
+    assert_eq!(cluster.sql("SHOW ssl_ca_file"), "ca.crt");
+}
+
+#[test]
+fn setup_refuses_bad_names_and_changes_nothing() {
+    let cluster = TlsCluster::builder().bare().hba(PLAIN_HBA).start();
+    let out = pgssl(
+        &cluster,
         &["setup", &superuser(&cluster), "--hostname", "bad name"],
     );
     assert!(
@@ -275,4 +305,6 @@ fn setup_refuses_a_non_superuser_and_names_missing_hosts() {
         "off",
         "a refused setup changed the server"
     );
+    let made = cluster.sql("SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE 'pgssl%'");
+    assert_eq!(made, "0", "a refused setup left files behind");
 }

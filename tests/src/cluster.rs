@@ -92,6 +92,7 @@ fn run(cmd: &mut Command) -> Output {
 /// How to build a cluster; [`TlsCluster::start`] takes the defaults.
 pub struct ClusterBuilder {
     ssl: bool,
+    tls_files: bool,
     server_files: Option<CertFiles>,
     ca_file: Option<PathBuf>,
     crl_file: Option<PathBuf>,
@@ -104,6 +105,7 @@ impl Default for ClusterBuilder {
     fn default() -> Self {
         ClusterBuilder {
             ssl: true,
+            tls_files: true,
             server_files: None,
             ca_file: None,
             crl_file: None,
@@ -118,6 +120,14 @@ impl ClusterBuilder {
     /// `ssl = off` (the certificates are still minted and configured).
     pub fn ssl_off(mut self) -> Self {
         self.ssl = false;
+        self
+    }
+
+    /// A cluster as initdb leaves it: `ssl = off` and no TLS file configured
+    /// (no `ssl_cert_file`, `ssl_key_file` or `ssl_ca_file` in the data directory).
+    pub fn bare(mut self) -> Self {
+        self.ssl = false;
+        self.tls_files = false;
         self
     }
 
@@ -234,32 +244,34 @@ impl TlsCluster {
         ]);
         run(&mut initdb);
 
-        // TLS files go into the data directory, as a DBA would put them.
-        let server_files = options
-            .server_files
-            .unwrap_or_else(|| ca.issue(&CertSpec::server()).write(&server_dir, "server"));
-        fs::copy(&server_files.cert, data_dir.join("server.crt")).unwrap();
-        fs::copy(&server_files.key, data_dir.join("server.key")).unwrap();
-        fs::set_permissions(
-            data_dir.join("server.key"),
-            fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-        match &options.ca_file {
-            Some(path) => drop(fs::copy(path, data_dir.join("ca.crt")).unwrap()),
-            None => ca.write_cert(&data_dir.join("ca.crt")),
-        }
         let mut conf = vec![
             "listen_addresses = '127.0.0.1'".to_string(),
             format!("unix_socket_directories = '{}'", socket_dir.display()),
             format!("ssl = {}", if options.ssl { "on" } else { "off" }),
-            "ssl_cert_file = 'server.crt'".into(),
-            "ssl_key_file = 'server.key'".into(),
-            "ssl_ca_file = 'ca.crt'".into(),
             "fsync = off".into(),
             "max_connections = 30".into(),
             "shared_buffers = 16MB".into(),
         ];
+        if options.tls_files {
+            // TLS files go into the data directory, as a DBA would put them.
+            let server_files = options
+                .server_files
+                .unwrap_or_else(|| ca.issue(&CertSpec::server()).write(&server_dir, "server"));
+            fs::copy(&server_files.cert, data_dir.join("server.crt")).unwrap();
+            fs::copy(&server_files.key, data_dir.join("server.key")).unwrap();
+            fs::set_permissions(
+                data_dir.join("server.key"),
+                fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            match &options.ca_file {
+                Some(path) => drop(fs::copy(path, data_dir.join("ca.crt")).unwrap()),
+                None => ca.write_cert(&data_dir.join("ca.crt")),
+            }
+            conf.push("ssl_cert_file = 'server.crt'".into());
+            conf.push("ssl_key_file = 'server.key'".into());
+            conf.push("ssl_ca_file = 'ca.crt'".into());
+        }
         if let Some(path) = &options.crl_file {
             fs::copy(path, data_dir.join("root.crl")).unwrap();
             conf.push("ssl_crl_file = 'root.crl'".into());

@@ -45,7 +45,7 @@ fn a_well_configured_server_has_no_problems() {
     );
     assert_eq!(
         checks,
-        "crl_for_revoked_certs,hba_cert_without_ca,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
+        "crl_for_revoked_certs,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
          server_cert_version,server_key_match,server_key_strength,ssl,ssl_min_protocol_version"
     );
 }
@@ -213,4 +213,20 @@ fn server_cert_is_for_superusers_and_pg_read_all_settings() {
     let denied = cluster.psql(&conn("viewer"), "SELECT * FROM pgssl.check_config()");
     assert!(String::from_utf8_lossy(&denied.stderr)
         .contains("permission denied for function check_config"));
+}
+
+#[test]
+fn an_hba_file_the_server_cannot_load_fails() {
+    let cluster = good_cluster();
+    // A typo: the server refuses the whole file at the next reload and keeps
+    // its previous rules, so the audit must not judge the new lines.
+    let hba = format!("{GOOD_HBA}hostssl all all 127.0.0.1/32 scram\n");
+    cluster.write_data_file("pg_hba.conf", hba.as_bytes(), 0o600);
+    assert_eq!(problems(&cluster), set(&[("hba_file_valid", "fail")]));
+    let detail =
+        cluster.sql("SELECT detail FROM pgssl.check_config() WHERE \"check\" = 'hba_file_valid'");
+    assert!(
+        detail.contains("line 4") && detail.contains("keeps its previous rules"),
+        "{detail}"
+    );
 }

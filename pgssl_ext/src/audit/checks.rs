@@ -68,8 +68,10 @@ pub struct HbaRule {
     pub method: String,
     /// `options`, e.g. `clientcert=verify-full`.
     pub options: Vec<String>,
-    /// `address`, when the line has one.
+    /// `address`, when the line has one (`all`, an IP address, a host name).
     pub address: Option<String>,
+    /// `netmask`, when the address had one.
+    pub netmask: Option<String>,
     /// `database`, joined with `,`.
     pub database: String,
     /// `user_name`, joined with `,`.
@@ -98,6 +100,8 @@ pub struct Facts {
     pub crl_set: bool,
     /// The rules of `pg_hba.conf`.
     pub hba: Vec<HbaRule>,
+    /// The lines of `pg_hba.conf` the server cannot parse, with why.
+    pub hba_errors: Vec<(i32, String)>,
     /// Revoked certificates in `pgssl.issued_certs`, when the registry exists.
     pub revoked_certs: Option<i64>,
     /// The pgssl client CA's `notAfter`, when one is configured and readable.
@@ -265,12 +269,65 @@ fn server_cert_checks(f: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
+/// Which address families a line's address covers entirely: `(IPv4, IPv6)`.
+fn covers_all(rule: &HbaRule) -> (bool, bool) {
+    let zero_mask = |m: &Option<String>| m.as_deref().is_some_and(|m| m == "0.0.0.0" || m == "::");
+    match rule.address.as_deref() {
+        Some("all") => (true, true),
+        Some("0.0.0.0") if zero_mask(&rule.netmask) => (true, false),
+        Some("::") if zero_mask(&rule.netmask) => (false, true),
+        _ => (false, false),
+    }
+}
+
+/// Which address families a line's address may match: `(IPv4, IPv6)`.
+fn families(rule: &HbaRule) -> (bool, bool) {
+    match rule
+        .address
+        .as_deref()
+        .map(|a| a.parse::<std::net::IpAddr>())
+    {
+        Some(Ok(std::net::IpAddr::V4(_))) => (true, false),
+        Some(Ok(std::net::IpAddr::V6(_))) => (false, true),
+        _ => (true, true),
+    }
+}
+
 fn hba_checks(f: &Facts, out: &mut Vec<Finding>) {
+    out.push(if f.hba_errors.is_empty() {
+        finding("hba_file_valid", Status::Ok, "pg_hba.conf parses")
+    } else {
+        finding(
+            "hba_file_valid",
+            Status::Fail,
+            format!(
+                "pg_hba.conf has errors ({}): the server refuses to load it and keeps its previous rules, \
+                 so what this audit reads is not what the server enforces. Fix the file and reload.",
+                f.hba_errors.iter().map(|(line, e)| format!("line {line}: {e}")).collect::<Vec<_>>().join("; ")
+            ),
+        )
+    });
     let mut plaintext = Vec::new();
     let mut cert_lines = Vec::new();
+    // Families for which an earlier `hostnossl all all <everything> reject`
+    // already refuses every TCP client without TLS.
+    let (mut refused_v4, mut refused_v6) = (false, false);
     for rule in &f.hba {
-        let tcp_without_tls =
-            matches!(rule.kind.as_str(), "host" | "hostnossl") && rule.method != "reject";
+        if rule.kind == "hostnossl"
+            && rule.method == "reject"
+            && rule.database == "all"
+            && rule.user == "all"
+        {
+            let (v4, v6) = covers_all(rule);
+            refused_v4 |= v4;
+            refused_v6 |= v6;
+            continue;
+        }
+        let (v4, v6) = families(rule);
+        let already_refused = (!v4 || refused_v4) && (!v6 || refused_v6);
+        let tcp_without_tls = matches!(rule.kind.as_str(), "host" | "hostnossl")
+            && rule.method != "reject"
+            && !already_refused;
         if tcp_without_tls {
             let status = if rule.method == "trust" {
                 Status::Fail
@@ -379,6 +436,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            hba_errors: vec![],
             revoked_certs: Some(1),
             client_ca_not_after: Some(NOW + 1000 * DAY),
         }
@@ -410,6 +468,7 @@ mod tests {
                 "server_cert_version",
                 "server_key_strength",
                 "server_key_match",
+                "hba_file_valid",
                 "hba_plaintext_tcp",
                 "hba_cert_without_ca",
                 "crl_for_revoked_certs",
@@ -529,6 +588,60 @@ mod tests {
         assert_eq!(problems(&f), [("hba_cert_without_ca", Status::Fail)]);
         f.hba[1].options = vec!["clientcert=no-verify".into()];
         assert_eq!(problems(&f), []);
+    }
+
+    #[test]
+    fn host_lines_after_a_plaintext_reject_for_every_address_are_fine() {
+        let reject = |line, address: &str, netmask: &str| HbaRule {
+            line,
+            kind: "hostnossl".into(),
+            method: "reject".into(),
+            database: "all".into(),
+            user: "all".into(),
+            address: Some(address.into()),
+            netmask: Some(netmask.into()),
+            ..Default::default()
+        };
+        let host = |line, address: &str| HbaRule {
+            line,
+            kind: "host".into(),
+            method: "scram-sha-256".into(),
+            address: Some(address.into()),
+            ..Default::default()
+        };
+        let mut f = good();
+        f.hba.push(reject(3, "0.0.0.0", "0.0.0.0"));
+        f.hba.push(host(4, "10.0.0.0"));
+        assert_eq!(problems(&f), []);
+        // IPv6 and host names are still open until ::/0 is refused too.
+        f.hba.push(host(5, "::1"));
+        f.hba.push(host(6, "db.example.com"));
+        assert_eq!(
+            problems(&f),
+            [
+                ("hba_plaintext_tcp", Status::Warn),
+                ("hba_plaintext_tcp", Status::Warn)
+            ]
+        );
+        f.hba.insert(3, reject(3, "::", "::"));
+        assert_eq!(problems(&f), []);
+        // A reject for one database, or for one network, covers nothing else.
+        let mut f = good();
+        f.hba.push(HbaRule {
+            database: "app".into(),
+            ..reject(3, "0.0.0.0", "0.0.0.0")
+        });
+        f.hba.push(reject(4, "10.0.0.0", "255.0.0.0"));
+        f.hba.push(host(5, "10.0.0.0"));
+        assert_eq!(problems(&f), [("hba_plaintext_tcp", Status::Warn)]);
+    }
+
+    #[test]
+    fn an_hba_file_with_errors_fails() {
+        let mut f = good();
+        f.hba_errors
+            .push((7, "invalid authentication method \"scram\"".into()));
+        assert_eq!(problems(&f), [("hba_file_valid", Status::Fail)]);
     }
 
     #[test]

@@ -115,8 +115,8 @@ fn key_matches(c: &X509) -> Result<bool, String> {
 fn hba_rules() -> Vec<HbaRule> {
     let query =
         "SELECT line_number, type, array_to_string(database, ','), array_to_string(user_name, ','),
-                        address, auth_method, coalesce(options, '{}')
-                   FROM pg_catalog.pg_hba_file_rules WHERE error IS NULL ORDER BY line_number";
+                        address, auth_method, coalesce(options, '{}'), netmask
+                   FROM pg_catalog.pg_hba_file_rules WHERE type IS NOT NULL ORDER BY line_number";
     Spi::connect(|client| {
         let rows = client.select(query, None, &[])?;
         let mut out = Vec::new();
@@ -129,7 +129,27 @@ fn hba_rules() -> Vec<HbaRule> {
                 address: row.get::<String>(5)?,
                 method: row.get::<String>(6)?.unwrap_or_default(),
                 options: row.get::<Vec<String>>(7)?.unwrap_or_default(),
+                netmask: row.get::<String>(8)?,
             });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap_or_default()
+}
+
+/// The lines the server cannot parse, so that it keeps its previous rules.
+/// (A line that loads with a warning, such as a `hostssl` line while `ssl` is
+/// off, has its fields filled in; a line that stops the load has none.)
+fn hba_errors() -> Vec<(i32, String)> {
+    let query = "SELECT coalesce(line_number, 0), error FROM pg_catalog.pg_hba_file_rules
+                  WHERE error IS NOT NULL AND type IS NULL ORDER BY line_number";
+    Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(query, None, &[])? {
+            out.push((
+                row.get::<i32>(1)?.unwrap_or(0),
+                row.get::<String>(2)?.unwrap_or_default(),
+            ));
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
@@ -180,6 +200,7 @@ fn gather() -> Facts {
         ca_file_set: !setting("ssl_ca_file").is_empty(),
         crl_set: !setting("ssl_crl_file").is_empty() || !setting("ssl_crl_dir").is_empty(),
         hba: hba_rules(),
+        hba_errors: hba_errors(),
         revoked_certs: revoked_certs(),
         client_ca_not_after: client_ca_not_after(),
     }

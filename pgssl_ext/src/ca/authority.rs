@@ -495,16 +495,19 @@ pub fn write_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::R
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    // A name nobody can guess, created exclusively: a file or symbolic link
+    // planted at the temporary name makes the write fail instead of following it.
+    let mut random = [0u8; 8];
+    openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
-        std::process::id()
+        crate::dn::hex_lower(&random)
     ));
     let result = (|| {
         let mut out = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&tmp)?;
         out.write_all(bytes)?;

@@ -227,7 +227,19 @@ fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> Str
             ],
         );
         match recorded {
-            Ok(Some(true)) => return pem,
+            Ok(Some(true)) => {
+                // The server log keeps what the registry loses if the caller's
+                // transaction rolls back after the certificate was handed out.
+                pgrx::log!(
+                    "pgssl issued certificate serial {} for CN {:?} to {:?}, valid until {}, SHA-256 {}",
+                    cert::bignum_hex(&serial),
+                    checked.common_name,
+                    session_user(),
+                    crate::timestamps::iso8601(validity.not_after).unwrap_or_default(),
+                    cert::fingerprint_sha256(&issued).unwrap_or_default()
+                );
+                return pem;
+            }
             // ON CONFLICT: that serial was issued before; draw another.
             Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => continue,
             Err(e) => PgsslError::Internal {

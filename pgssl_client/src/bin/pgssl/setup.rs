@@ -7,11 +7,12 @@
 //! from afar. Only `--edit-hba` touches a file directly, and so runs where the
 //! server's `pg_hba.conf` is.
 
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pgssl_client::{Config, Connector, Endpoint};
+use pgssl_client::{Config, Connector, Endpoint, Verification};
 use serde_json::Value;
 use tokio_postgres::Client;
 
@@ -29,12 +30,13 @@ pub(crate) struct SetupArgs {
     pub wait: Duration,
 }
 
-/// The `pg_hba.conf` lines that admit TCP clients only over TLS.
+/// The `pg_hba.conf` lines that refuse TCP clients without TLS. Placed first,
+/// they leave every existing line in force for TLS connections and widen
+/// nothing: `host` lines below them then match TLS connections only.
 const HBA_LINES: &str = "\
-# pgssl setup: TCP clients only over TLS; password (SCRAM) or a client certificate from the pgssl CA.
-hostssl all all 0.0.0.0/0 scram-sha-256
-hostssl all all ::/0      scram-sha-256
-# For client certificates instead (pgssl enroll), use: hostssl all all 0.0.0.0/0 cert
+# pgssl setup: TCP clients only over TLS; the lines below apply to TLS connections.
+hostnossl all all 0.0.0.0/0 reject
+hostnossl all all ::/0      reject
 ";
 
 fn sql_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> String {
@@ -174,44 +176,99 @@ async fn wait_for_tls(
 }
 
 /// Adds [`HBA_LINES`] at the top of `pg_hba.conf`, after a backup copy.
-fn edit_hba(hba_file: &Path) -> Result<PathBuf, String> {
-    let current = std::fs::read_to_string(hba_file).map_err(|e| {
+///
+/// `server_text` is the file as the server reads it (`pg_read_file`): the local
+/// file must be the very same, so only the server's own file on this machine is
+/// ever edited. Nothing is written through a symbolic link: the backup and the
+/// new file are created exclusively (the new one under a random name), given
+/// the file's owner and mode through their descriptors, then the new one is
+/// renamed over the old.
+fn edit_hba(hba_file: &Path, server_text: &str) -> Result<PathBuf, String> {
+    let not_here = || {
         format!(
-            "cannot read {} (--edit-hba runs on the database host): {e}",
+            "--edit-hba edits the server's pg_hba.conf on this machine, and {} here is not that file: \
+             run pgssl setup on the database host, or add the lines yourself",
             hba_file.display()
         )
-    })?;
+    };
+    let meta = std::fs::symlink_metadata(hba_file).map_err(|_| not_here())?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "{} is not a regular file; add the lines yourself",
+            hba_file.display()
+        ));
+    }
+    let current = std::fs::read_to_string(hba_file).map_err(|_| not_here())?;
+    if current != server_text {
+        return Err(not_here());
+    }
+    let dir = hba_file.parent().unwrap_or(Path::new("."));
+    let name = hba_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let backup = hba_file.with_file_name(format!(
-        "{}.pgssl-backup-{stamp}",
-        hba_file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    std::fs::copy(hba_file, &backup)
-        .map_err(|e| format!("cannot back up {}: {e}", hba_file.display()))?;
-    let meta = std::fs::metadata(hba_file).map_err(|e| e.to_string())?;
-    let tmp = hba_file.with_extension("pgssl-new");
-    write_file(
-        &tmp,
-        format!("{HBA_LINES}\n{current}").as_bytes(),
-        meta.mode() & 0o777,
-    )?;
-    // The server must still read it: keep the owner (we may run as root).
-    if let Err(e) = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid())) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!(
-            "cannot give the new {} its owner back: {e}",
-            hba_file.display()
-        ));
-    }
-    std::fs::rename(&tmp, hba_file)
+    let backup = dir.join(format!("{name}.pgssl-backup-{stamp}"));
+    let give_back = |file: &std::fs::File, path: &Path| -> Result<(), String> {
+        file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o777))
+            .and_then(|()| std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid())))
+            .map_err(|e| {
+                format!(
+                    "cannot give {} the owner and mode of {}: {e}",
+                    path.display(),
+                    hba_file.display()
+                )
+            })
+    };
+    let mut copy = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&backup)
+        .map_err(|e| format!("cannot create the backup {}: {e}", backup.display()))?;
+    give_back(&copy, &backup)?;
+    copy.write_all(current.as_bytes())
+        .and_then(|()| copy.sync_all())
+        .map_err(|e| format!("cannot write the backup {}: {e}", backup.display()))?;
+
+    let mut new = tempfile::Builder::new()
+        .prefix(&format!(".{name}.pgssl-"))
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a file next to {}: {e}", hba_file.display()))?;
+    give_back(new.as_file(), new.path())?;
+    new.write_all(format!("{HBA_LINES}\n{current}").as_bytes())
+        .and_then(|()| new.as_file().sync_all())
+        .map_err(|e| format!("cannot write the new {}: {e}", hba_file.display()))?;
+    new.persist(hba_file)
         .map_err(|e| format!("cannot replace {}: {e}", hba_file.display()))?;
     Ok(backup)
+}
+
+/// Whether this connection can be trusted to deliver the server CA that
+/// clients will trust from then on: a Unix socket or a loopback address on the
+/// database host, or TLS verified against a root certificate.
+fn trusted_transport(info: &pgssl_client::ConnectionInfo) -> bool {
+    match &info.endpoint {
+        Endpoint::Unix { .. } => true,
+        Endpoint::Tcp { host, hostaddr, .. } => {
+            let verified = info
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.verification != Verification::None);
+            let loopback = match hostaddr {
+                Some(ip) => ip.is_loopback(),
+                None => host.as_deref().is_some_and(|h| {
+                    h.eq_ignore_ascii_case("localhost")
+                        || h.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }),
+            };
+            verified || loopback
+        }
+    }
 }
 
 pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
@@ -226,6 +283,12 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         Endpoint::Tcp { port, .. } | Endpoint::Unix { port, .. } => *port,
     };
 
+    if !trusted_transport(&info) {
+        return Err("pgssl setup writes the server CA it receives over this connection to --root-cert, for \
+                    clients to trust from then on: connect over the Unix socket or a loopback address on the \
+                    database host, or over TLS verified with sslmode=verify-full"
+            .into());
+    }
     let superuser = text(
         &client,
         "SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user",
@@ -247,6 +310,28 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
             return Err("name the hosts clients connect by: --hostname NAME (repeatable)".into())
         }
     };
+    if !args.rotate && !args.force {
+        let configured = text(
+            &client,
+            "SELECT current_setting('ssl_ca_file')",
+            "reading ssl_ca_file",
+        )
+        .await?
+        .unwrap_or_default();
+        let ours = text(
+            &client,
+            "SELECT current_setting('pgssl.ca_cert_file')",
+            "reading pgssl.ca_cert_file",
+        )
+        .await?
+        .unwrap_or_default();
+        if !configured.is_empty() && configured != ours {
+            return Err(format!(
+                "ssl_ca_file is already {configured:?}: pgssl setup would replace it with the pgssl client CA \
+                 ({ours:?}), and client certificates from the old CA would stop working; use --force to replace it"
+            ));
+        }
+    }
     // The server certificate first: it checks the names and days before it
     // writes anything, so a refused setup leaves the cluster as it was.
     let issued = client
@@ -310,7 +395,14 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         )
         .await?
         .unwrap_or_default();
-        Some(edit_hba(Path::new(&hba_file))?)
+        let server_text = text(
+            &client,
+            "SELECT pg_read_file(current_setting('hba_file'))",
+            "reading pg_hba.conf",
+        )
+        .await?
+        .unwrap_or_default();
+        Some(edit_hba(Path::new(&hba_file), &server_text)?)
     } else {
         None
     };
@@ -346,11 +438,11 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
     );
     match hba_backup {
         Some(backup) => println!(
-            "added TLS-only lines at the top of pg_hba.conf (backup: {})",
+            "added lines refusing TCP clients without TLS at the top of pg_hba.conf (backup: {})",
             backup.display()
         ),
         None if !args.rotate => {
-            println!("\nadd these lines to pg_hba.conf, above any host/hostnossl lines, then SELECT pg_reload_conf():\n{HBA_LINES}")
+            println!("\nadd these lines at the top of pg_hba.conf, then SELECT pg_reload_conf():\n{HBA_LINES}")
         }
         None => {}
     }
