@@ -1,2 +1,40 @@
-//! Connect to PostgreSQL from Rust with libpq's exact `sslmode` semantics.
+//! Connect to PostgreSQL from Rust with libpq's exact `sslmode` semantics, over rustls.
+//!
+//! pgssl_client takes the connection strings psql takes (`key=value` lists and
+//! `postgresql://` URIs, with the `PG*` environment variables and `~/.postgresql` files) and
+//! makes the decision psql would: which mode, which checks, which files, which fallbacks.
+//! Certificates the openssl command line makes (X.509 v1, CN-only) are accepted as libpq
+//! accepts them.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pgssl_client::Error> {
+//! let (client, connection) = pgssl_client::connect(
+//!     "host=127.0.0.1 dbname=postgres user=postgres sslmode=verify-full \
+//!      sslrootcert=ca.crt sslcert=client.crt sslkey=client.key",
+//! )
+//! .await?;
+//! tokio::spawn(connection);
+//! let row = client.query_one("SELECT 1", &[]).await.expect("query");
+//! # let _ = row;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! For pools, build a [`MakeTls`] from the same [`Config`] and hand it over with
+//! [`Config::to_tokio_postgres`].
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod config;
+mod connect;
+mod error;
+mod tls;
+mod verify;
+
+pub use config::{is_connection_string, Config, Endpoint, SslMode, TlsVersion, DEFAULT_SOCKET_DIR};
+pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
+pub use error::Error;
+pub use tls::{
+    load_private_key, tls_server_end_point, MakeTls, TlsConnector, TlsInfo, TlsStream, Verification,
+};
+pub use verify::{check_host_name, name_to_string};

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -16,7 +16,9 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Name, X509NameBuilder, X509};
+use openssl::x509::{
+    X509CrlBuilder, X509Extension, X509Name, X509NameBuilder, X509RevokedBuilder, X509,
+};
 
 /// Key algorithms for minted certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +259,14 @@ impl Ca {
         };
         b.append_extension(ski).unwrap();
         b.append_extension(aki).unwrap();
+        // ... and a cRLNumber (1).
+        let number = X509Extension::new_from_der(
+            &Asn1Object::from_str("2.5.29.20").unwrap(),
+            false,
+            &Asn1OctetString::new_from_bytes(&[0x02, 0x01, 0x01]).unwrap(),
+        )
+        .unwrap();
+        b.append_extension(number).unwrap();
         if let Some(san) = san {
             b.append_extension(san).unwrap();
         }
@@ -265,6 +275,46 @@ impl Ca {
             cert: b.build(),
             key,
         }
+    }
+
+    /// A CRL from this CA, valid from an hour ago for a day, revoking `revoked`
+    /// (PEM). An empty list gives a CRL that revokes nothing.
+    pub fn crl(&self, revoked: &[&X509]) -> Vec<u8> {
+        let mut b = X509CrlBuilder::new().unwrap();
+        b.set_issuer_name(self.cert.subject_name()).unwrap();
+        b.set_last_update(&relative_time(-3600)).unwrap();
+        b.set_next_update(&relative_time(86_400)).unwrap();
+        // The openssl crate insists on an authorityKeyIdentifier: the CA's key id.
+        let key_id = self
+            .cert
+            .subject_key_id()
+            .expect("the CA has a key id")
+            .as_slice();
+        let mut aki = vec![0x30, key_id.len() as u8 + 2, 0x80, key_id.len() as u8];
+        aki.extend_from_slice(key_id);
+        let aki = X509Extension::new_from_der(
+            &Asn1Object::from_str("2.5.29.35").unwrap(),
+            false,
+            &Asn1OctetString::new_from_bytes(&aki).unwrap(),
+        )
+        .unwrap();
+        b.append_extension(aki).unwrap();
+        // ... and a cRLNumber (1).
+        let number = X509Extension::new_from_der(
+            &Asn1Object::from_str("2.5.29.20").unwrap(),
+            false,
+            &Asn1OctetString::new_from_bytes(&[0x02, 0x01, 0x01]).unwrap(),
+        )
+        .unwrap();
+        b.append_extension(number).unwrap();
+        for cert in revoked {
+            let mut r = X509RevokedBuilder::new().unwrap();
+            r.set_serial_number(cert.serial_number()).unwrap();
+            r.set_revocation_date(&relative_time(-60)).unwrap();
+            b.add_revoked(r.build()).unwrap();
+        }
+        b.sign(&self.key, self.key_type.digest()).unwrap();
+        b.build().unwrap().to_pem().unwrap()
     }
 
     /// Writes the CA certificate to `path`.

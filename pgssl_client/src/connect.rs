@@ -1,0 +1,253 @@
+//! Connection attempts in libpq's order: each host in turn, and per host the
+//! `allow`/`prefer` retries of `PQconnectPoll`.
+
+use std::sync::{Arc, Mutex};
+
+use tokio_postgres::config::SslMode as TpMode;
+use tokio_postgres::{Client, Connection, Socket};
+
+use crate::config::{Config, Endpoint, SslMode};
+use crate::error::Error;
+use crate::tls::{AttemptLog, MakeTls, TlsInfo, TlsSetup, TlsStream};
+
+/// The connection type [`connect`] returns; poll it (usually `tokio::spawn`) to drive the
+/// client.
+pub type PgConnection = Connection<Socket, TlsStream<Socket>>;
+
+/// How a successful connection was made.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The endpoint that accepted.
+    pub endpoint: Endpoint,
+    /// The sslmode in force.
+    pub ssl_mode: SslMode,
+    /// The TLS session, or `None` for a plaintext connection.
+    pub tls: Option<TlsInfo>,
+}
+
+/// Connects with libpq's policy: `Config` parsed from `conninfo` with the process
+/// environment, the TLS configuration built once, every host tried in order.
+pub async fn connect(conninfo: &str) -> Result<(Client, PgConnection), Error> {
+    let config = Config::from_conninfo(conninfo)?;
+    Connector::new(config).connect().await
+}
+
+/// A [`Config`] with its TLS files read once; connect as often as needed.
+pub struct Connector {
+    config: Config,
+    tls: Result<Arc<TlsSetup>, Error>,
+}
+
+impl Connector {
+    /// Reads the certificate files for `config`. A file problem is not an error yet: like
+    /// libpq, `prefer` then connects in plaintext and the other modes report it when they
+    /// try TLS.
+    pub fn new(config: Config) -> Connector {
+        let tls = if config.ssl_mode == SslMode::Disable {
+            Err(Error::Tls {
+                reason: "sslmode=disable".into(),
+            })
+        } else {
+            TlsSetup::new(&config).map(Arc::new)
+        };
+        Connector { config, tls }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A [`MakeTls`] sharing this connector's TLS configuration.
+    pub fn make_tls(&self) -> Result<MakeTls, Error> {
+        let setup = self.tls.clone()?;
+        Ok(MakeTls::with_log(
+            setup,
+            Arc::new(Mutex::new(AttemptLog::default())),
+        ))
+    }
+
+    /// Connects to the first host that accepts.
+    pub async fn connect(&self) -> Result<(Client, PgConnection), Error> {
+        self.connect_with_info().await.map(|(c, conn, _)| (c, conn))
+    }
+
+    /// Connects, and also tells how (endpoint, TLS version, certificates, checks made).
+    pub async fn connect_with_info(&self) -> Result<(Client, PgConnection, ConnectionInfo), Error> {
+        let mut errors = Vec::new();
+        for endpoint in &self.config.endpoints {
+            match self.connect_endpoint(endpoint).await {
+                Ok((client, conn, tls)) => {
+                    let info = ConnectionInfo {
+                        endpoint: endpoint.clone(),
+                        ssl_mode: self.config.ssl_mode,
+                        tls,
+                    };
+                    return Ok((client, conn, info));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.len() == 1 {
+            Err(errors.pop().expect("one error"))
+        } else {
+            Err(Error::AllHostsFailed(errors))
+        }
+    }
+
+    async fn connect_endpoint(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<(Client, PgConnection, Option<TlsInfo>), Error> {
+        if let Endpoint::Unix { .. } = endpoint {
+            return self
+                .attempt(endpoint, TpMode::Disable)
+                .await
+                .map_err(|(e, _)| e);
+        }
+        if self.config.ssl_mode == SslMode::VerifyFull {
+            if let Endpoint::Tcp { host: None, .. } = endpoint {
+                return Err(Error::HostNameMismatch {
+                    expected: String::new(),
+                    presented: Vec::new(),
+                });
+            }
+        }
+        match self.config.ssl_mode {
+            SslMode::Disable => self
+                .attempt(endpoint, TpMode::Disable)
+                .await
+                .map_err(|(e, _)| e),
+            SslMode::Allow => match self.attempt(endpoint, TpMode::Disable).await {
+                Ok(c) => Ok(c),
+                Err((e, _)) if refused_before_authentication(&e) => {
+                    self.tls.clone()?;
+                    self.attempt(endpoint, TpMode::Require)
+                        .await
+                        .map_err(|(e, _)| e)
+                }
+                Err((e, _)) => Err(e),
+            },
+            SslMode::Prefer => {
+                if self.tls.is_err() {
+                    return self
+                        .attempt(endpoint, TpMode::Disable)
+                        .await
+                        .map_err(|(e, _)| e);
+                }
+                match self.attempt(endpoint, TpMode::Prefer).await {
+                    Ok(c) => Ok(c),
+                    Err((e, tls_used))
+                        if tls_used
+                            && (is_handshake_error(&e) || refused_before_authentication(&e)) =>
+                    {
+                        self.attempt(endpoint, TpMode::Disable)
+                            .await
+                            .map_err(|(e, _)| e)
+                    }
+                    Err((e, _)) => Err(e),
+                }
+            }
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                self.tls.clone()?;
+                self.attempt(endpoint, TpMode::Require)
+                    .await
+                    .map_err(|(e, _)| e)
+            }
+        }
+    }
+
+    /// One connection attempt; on failure also says whether a TLS handshake was started.
+    async fn attempt(
+        &self,
+        endpoint: &Endpoint,
+        mode: TpMode,
+    ) -> Result<(Client, PgConnection, Option<TlsInfo>), (Error, bool)> {
+        let mut config = self.config.tokio_config(endpoint);
+        if !matches!(endpoint, Endpoint::Unix { .. }) {
+            config.ssl_mode(mode);
+        }
+        let log = Arc::new(Mutex::new(AttemptLog::default()));
+        let setup = match &self.tls {
+            Ok(setup) => setup.clone(),
+            // tokio-postgres never asks for TLS with sslmode=disable, but the connection's
+            // type still needs a TLS factory.
+            Err(_) if mode == TpMode::Disable => placeholder_setup().map_err(|e| (e, false))?,
+            Err(e) => return Err((e.clone(), false)),
+        };
+        let make_tls = MakeTls::with_log(setup, log.clone());
+        let result = config.connect(make_tls).await;
+        let log = std::mem::take(&mut *log.lock().expect("attempt log"));
+        match result {
+            Ok((client, conn)) => Ok((client, conn, log.info)),
+            Err(e) => Err((classify(endpoint, e, self.config.ssl_mode), log.tls_started)),
+        }
+    }
+}
+
+fn placeholder_setup() -> Result<Arc<TlsSetup>, Error> {
+    static SETUP: std::sync::OnceLock<Result<Arc<TlsSetup>, Error>> = std::sync::OnceLock::new();
+    SETUP
+        .get_or_init(|| {
+            let config = Config::from_conninfo_with_env(
+                "sslmode=require sslrootcert=/nonexistent sslcert=/nonexistent",
+                &|_| None,
+                None,
+            )?;
+            TlsSetup::new(&config).map(Arc::new)
+        })
+        .clone()
+}
+
+fn endpoint_text(e: &Endpoint) -> String {
+    match e {
+        Endpoint::Tcp {
+            host,
+            hostaddr,
+            port,
+        } => match (host, hostaddr) {
+            (Some(h), Some(a)) => format!("\"{h}\" ({a}), port {port}"),
+            (Some(h), None) => format!("\"{h}\", port {port}"),
+            (None, Some(a)) => format!("\"{a}\", port {port}"),
+            (None, None) => format!("port {port}"),
+        },
+        Endpoint::Unix { dir, port } => format!("socket \"{}/.s.PGSQL.{port}\"", dir.display()),
+    }
+}
+
+/// Our own error from inside tokio-postgres' chain (a certificate check), else the
+/// tokio-postgres error with the endpoint.
+fn classify(endpoint: &Endpoint, e: tokio_postgres::Error, mode: SslMode) -> Error {
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        if let Some(mine) = s.downcast_ref::<Error>() {
+            return mine.clone();
+        }
+        source = s.source();
+    }
+    if e.as_db_error().is_none() && e.to_string().contains("server does not support TLS") {
+        return Error::ServerRefusedTls {
+            sslmode: mode.as_str(),
+        };
+    }
+    Error::Postgres {
+        endpoint: endpoint_text(endpoint),
+        source: Arc::new(e),
+    }
+}
+
+/// A failed TLS handshake (libpq's `pqsecure_open_client` failing).
+fn is_handshake_error(e: &Error) -> bool {
+    !matches!(e, Error::Postgres { .. } | Error::ServerRefusedTls { .. })
+}
+
+/// An error the server sent before authentication completed, which is when libpq retries
+/// `allow` with TLS and `prefer` without. tokio-postgres does not say at which step an
+/// error came, so the SQLSTATE decides: authentication failures (class 28, which includes
+/// "no pg_hba.conf entry"), too many connections, and "cannot connect now".
+fn refused_before_authentication(e: &Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        code.starts_with("28") || code == "53300" || code == "57P03"
+    })
+}
