@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod ca;
 mod cert;
 mod dn;
 mod error;
@@ -22,6 +23,33 @@ extension_sql_file!(
     name = "audit_sql",
     requires = [audit::server_cert, audit::check_config]
 );
+extension_sql_file!(
+    "../../sql/ca.sql",
+    name = "ca_sql",
+    requires = [
+        ca::functions::init_ca,
+        ca::functions::ca_cert,
+        ca::functions::enroll,
+        ca::functions::sign_csr,
+        ca::functions::revoke,
+        ca::functions::crl,
+        ca::functions::install_crl
+    ]
+);
+
+/// Registers the settings when the library loads (at the first call of any
+/// pgssl function, or at start with `shared_preload_libraries`). A value set
+/// before that, in postgresql.conf or by a superuser's `SET`, is kept.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    ca::register_gucs();
+    // PostgreSQL 15+: warn about misspelt pgssl.* settings.
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    // SAFETY: called once while the library loads, as PostgreSQL expects.
+    unsafe {
+        pg_sys::MarkGUCPrefixReserved(c"pgssl".as_ptr());
+    }
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -1,0 +1,781 @@
+//! The CA itself: making a new one, loading one from its two files, and
+//! signing CRLs. No backend types: the SQL functions in [`super::functions`]
+//! resolve the paths and turn [`CaError`]s into SQL errors.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use foreign_types::ForeignTypeRef;
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::error::ErrorStack;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, PKeyRef, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, CrlNumber, KeyUsage, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Crl, X509CrlBuilder, X509Extension, X509RevokedBuilder, X509};
+
+use super::policy::{self, RevocationReason, BACKDATE_SECONDS};
+
+const SECONDS_PER_DAY: i64 = 86_400;
+/// Longest CA lifetime `init_ca` accepts: 100 years.
+pub const MAX_CA_DAYS: i32 = 36_500;
+
+/// The key types `pgssl.init_ca` can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKeyType {
+    /// ECDSA on NIST P-256 (the default).
+    EcP256,
+    /// ECDSA on NIST P-384.
+    EcP384,
+    /// RSA, 2048 bits.
+    Rsa2048,
+    /// RSA, 3072 bits.
+    Rsa3072,
+    /// RSA, 4096 bits.
+    Rsa4096,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl CaKeyType {
+    const ALL: [Self; 6] = [
+        Self::EcP256,
+        Self::EcP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+        Self::Ed25519,
+    ];
+
+    /// The SQL name, e.g. `ec-p256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EcP256 => "ec-p256",
+            Self::EcP384 => "ec-p384",
+            Self::Rsa2048 => "rsa-2048",
+            Self::Rsa3072 => "rsa-3072",
+            Self::Rsa4096 => "rsa-4096",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+
+    /// Looks a key type up by its SQL name, ignoring case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The accepted names, comma-separated.
+    pub fn names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
+
+    /// A fresh private key of this type.
+    pub fn generate(self) -> Result<PKey<Private>, ErrorStack> {
+        let ec = |nid| EcGroup::from_curve_name(nid).and_then(|g| EcKey::generate(&g));
+        match self {
+            Self::EcP256 => PKey::from_ec_key(ec(Nid::X9_62_PRIME256V1)?),
+            Self::EcP384 => PKey::from_ec_key(ec(Nid::SECP384R1)?),
+            Self::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?),
+            Self::Rsa3072 => PKey::from_rsa(Rsa::generate(3072)?),
+            Self::Rsa4096 => PKey::from_rsa(Rsa::generate(4096)?),
+            Self::Ed25519 => PKey::generate_ed25519(),
+        }
+    }
+}
+
+/// A self-signed v3 CA certificate for `key`: basicConstraints CA:TRUE with
+/// pathlen 0 (critical), keyUsage keyCertSign and cRLSign (critical), subject
+/// key identifier; valid from `now` minus the backdating window for `days`.
+pub fn self_signed_ca(
+    common_name: &str,
+    days: i32,
+    key: &PKeyRef<Private>,
+    now: i64,
+) -> Result<X509, ErrorStack> {
+    let name = policy::common_name_only(common_name)?;
+    let mut builder = X509::builder()?;
+    builder.set_version(2)?;
+    let serial = policy::random_serial()?;
+    let serial = Asn1Integer::from_bn(&serial)?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(&name)?;
+    builder.set_issuer_name(&name)?;
+    builder.set_pubkey(key)?;
+    let not_before = Asn1Time::from_unix(now - BACKDATE_SECONDS)?;
+    let not_after = Asn1Time::from_unix(now + i64::from(days) * SECONDS_PER_DAY)?;
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after)?;
+    builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+    builder.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
+    let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
+    builder.append_extension(ski)?;
+    builder.sign(key, policy::signing_digest(key))?;
+    Ok(builder.build())
+}
+
+/// Which of the CA's two files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaFile {
+    /// `pgssl.ca_cert_file`.
+    Certificate,
+    /// `pgssl.ca_key_file`.
+    Key,
+}
+
+impl fmt::Display for CaFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "CA certificate",
+            Self::Key => "CA private key",
+        })
+    }
+}
+
+/// Why the CA could not be used or made. Messages name the file, never its
+/// content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A file does not exist: the CA is not configured (55000).
+    Missing {
+        /// Which file.
+        file: CaFile,
+        /// Its resolved path.
+        path: PathBuf,
+    },
+    /// A file exists but cannot be read (55000).
+    Unreadable {
+        /// Which file.
+        file: CaFile,
+        /// Its resolved path.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A file holds no PEM certificate, or no unencrypted PEM private key (55000).
+    NotPem {
+        /// Which file.
+        file: CaFile,
+        /// Its resolved path.
+        path: PathBuf,
+        /// Whether the key is encrypted.
+        encrypted: bool,
+    },
+    /// The key file is readable by group or others (55000).
+    KeyFileOpen {
+        /// Its resolved path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The certificate is not a CA certificate: its basicConstraints say
+    /// CA:FALSE, or its keyUsage lacks keyCertSign (55000).
+    NotCa {
+        /// The certificate's path.
+        path: PathBuf,
+    },
+    /// The private key does not belong to the certificate (55000).
+    KeyMismatch {
+        /// The certificate's path.
+        cert_path: PathBuf,
+        /// The key's path.
+        key_path: PathBuf,
+    },
+    /// `init_ca` found a file already there (55000).
+    Exists {
+        /// Which file.
+        file: CaFile,
+        /// Its resolved path.
+        path: PathBuf,
+    },
+    /// Writing a file failed (58030).
+    Write {
+        /// The path being written.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+}
+
+impl fmt::Display for CaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { file, path } => {
+                write!(
+                    f,
+                    "pgssl CA is not configured: {file} file \"{}\" does not exist",
+                    path.display()
+                )
+            }
+            Self::Unreadable { file, path, reason } => {
+                write!(
+                    f,
+                    "could not read {file} file \"{}\": {reason}",
+                    path.display()
+                )
+            }
+            Self::NotPem {
+                file,
+                path,
+                encrypted: true,
+            } => write!(
+                f,
+                "{file} file \"{}\" holds an encrypted key, which pgssl cannot use",
+                path.display()
+            ),
+            Self::NotPem { file, path, .. } => write!(
+                f,
+                "{file} file \"{}\" does not hold a PEM {}",
+                path.display(),
+                match file {
+                    CaFile::Certificate => "certificate",
+                    CaFile::Key => "private key",
+                }
+            ),
+            Self::KeyFileOpen { path, mode } => write!(
+                f,
+                "CA private key file \"{}\" has group or world access (mode {mode:04o})",
+                path.display()
+            ),
+            Self::NotCa { path } => write!(
+                f,
+                "CA certificate file \"{}\" holds a certificate that may not sign certificates",
+                path.display()
+            ),
+            Self::KeyMismatch {
+                cert_path,
+                key_path,
+            } => write!(
+                f,
+                "CA private key \"{}\" does not match CA certificate \"{}\"",
+                key_path.display(),
+                cert_path.display()
+            ),
+            Self::Exists { file, path } => write!(
+                f,
+                "a CA already exists: {file} file \"{}\" is present",
+                path.display()
+            ),
+            Self::Write { path, reason } => {
+                write!(f, "could not write file \"{}\": {reason}", path.display())
+            }
+        }
+    }
+}
+
+impl CaError {
+    /// What to do, for the SQL error's HINT.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Missing { .. } => Some(
+                "Run pgssl.init_ca() as a superuser, or point pgssl.ca_cert_file and \
+                 pgssl.ca_key_file at an existing CA (paths relative to the data directory).",
+            ),
+            Self::NotPem {
+                encrypted: true, ..
+            } => Some(
+                "Decrypt it with \"openssl pkey -in ca.key -out pgssl_ca.key\" and chmod 0600.",
+            ),
+            Self::KeyFileOpen { .. } => {
+                Some("The key file must be owned by the database user with mode 0600 (u=rw).")
+            }
+            Self::KeyMismatch { .. } => {
+                Some("Set pgssl.ca_cert_file and pgssl.ca_key_file to the two halves of one CA.")
+            }
+            Self::NotCa { .. } => Some(
+                "Use a CA certificate (basicConstraints CA:TRUE), e.g. one made by pgssl.init_ca().",
+            ),
+            Self::Exists { .. } => Some(
+                "pgssl.init_ca() never overwrites a CA; move the old files away first, \
+                 or use the existing CA.",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// A CA ready to sign: its certificate and the private key that matches it.
+pub struct Authority {
+    /// The CA certificate.
+    pub cert: X509,
+    /// Its private key.
+    pub key: PKey<Private>,
+}
+
+impl fmt::Debug for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("Authority")
+            .field(
+                "subject",
+                &crate::cert::name_rfc2253(self.cert.subject_name()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(file: CaFile, path: &Path) -> Result<Vec<u8>, CaError> {
+    fs::read(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => CaError::Missing {
+            file,
+            path: path.into(),
+        },
+        _ => CaError::Unreadable {
+            file,
+            path: path.into(),
+            reason: e.to_string(),
+        },
+    })
+}
+
+/// Loads the CA certificate (the first PEM certificate in the file).
+pub fn load_certificate(path: &Path) -> Result<X509, CaError> {
+    let pem = read(CaFile::Certificate, path)?;
+    X509::from_pem(&pem).map_err(|_| CaError::NotPem {
+        file: CaFile::Certificate,
+        path: path.into(),
+        encrypted: false,
+    })
+}
+
+/// Loads the CA: the certificate, then the key, which must be private to the
+/// database user (as PostgreSQL asks of `ssl_key_file`), unencrypted, and the
+/// certificate's.
+pub fn load(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
+    let cert = load_certificate(cert_path)?;
+    check_key_mode(key_path)?;
+    let pem = read(CaFile::Key, key_path)?;
+    // A callback that supplies no passphrase: an encrypted key fails at once
+    // instead of OpenSSL prompting on a terminal the backend does not have.
+    let key =
+        PKey::private_key_from_pem_callback(&pem, |_| Ok(0)).map_err(|_| CaError::NotPem {
+            file: CaFile::Key,
+            path: key_path.into(),
+            encrypted: pem.windows(9).any(|w| w == b"ENCRYPTED"),
+        })?;
+    let matches = cert
+        .public_key()
+        .map(|public| public.public_eq(&key))
+        .unwrap_or(false);
+    if !matches {
+        return Err(CaError::KeyMismatch {
+            cert_path: cert_path.into(),
+            key_path: key_path.into(),
+        });
+    }
+    if !may_sign_certificates(&cert) {
+        return Err(CaError::NotCa {
+            path: cert_path.into(),
+        });
+    }
+    Ok(Authority { cert, key })
+}
+
+extern "C" {
+    // libcrypto's own CA test, as certificate verification applies it;
+    // openssl-sys does not bind it.
+    fn X509_check_ca(cert: *mut openssl_sys::X509) -> std::os::raw::c_int;
+}
+
+/// Whether OpenSSL's verification would accept `cert` as an issuer: a v3
+/// certificate with CA:TRUE (and keyCertSign when it has a keyUsage), or an
+/// old self-signed v1 certificate.
+fn may_sign_certificates(cert: &X509) -> bool {
+    // SAFETY: `cert` is a valid certificate; X509_check_ca only reads it
+    // (it caches the decoded extensions inside the X509 object, as any
+    // OpenSSL reader does).
+    unsafe { X509_check_ca(cert.as_ptr()) > 0 }
+}
+
+/// PostgreSQL's rule for its own server key: no access for group or others,
+/// except group read when root owns the file.
+fn check_key_mode(path: &Path) -> Result<(), CaError> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(()); // `read` reports it precisely
+    };
+    let mode = meta.mode() & 0o7777;
+    let allowed = if meta.uid() == 0 { 0o037 } else { 0o077 };
+    if mode & allowed != 0 {
+        return Err(CaError::KeyFileOpen {
+            path: path.into(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Writes a new CA's two files: the key first with mode 0600, then the
+/// certificate with mode 0644 (less the server's umask, usually 0077),
+/// neither ever over an existing file. When the
+/// certificate cannot be written the key is removed again.
+pub fn create(
+    cert_path: &Path,
+    key_path: &Path,
+    cert: &X509,
+    key: &PKeyRef<Private>,
+) -> Result<(), CaError> {
+    for (file, path) in [(CaFile::Certificate, cert_path), (CaFile::Key, key_path)] {
+        if fs::symlink_metadata(path).is_ok() {
+            return Err(CaError::Exists {
+                file,
+                path: path.into(),
+            });
+        }
+    }
+    let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| CaError::Write {
+        path: key_path.into(),
+        reason: e.to_string(),
+    })?;
+    let cert_pem = cert.to_pem().map_err(|e| CaError::Write {
+        path: cert_path.into(),
+        reason: e.to_string(),
+    })?;
+    write_new(CaFile::Key, key_path, &key_pem, 0o600)?;
+    if let Err(e) = write_new(CaFile::Certificate, cert_path, &cert_pem, 0o644) {
+        let _ = fs::remove_file(key_path);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn write_new(file: CaFile, path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => CaError::Exists {
+                file,
+                path: path.into(),
+            },
+            _ => CaError::Write {
+                path: path.into(),
+                reason: e.to_string(),
+            },
+        })?;
+    out.write_all(bytes)
+        .and_then(|()| out.sync_all())
+        .map_err(|e| {
+            let _ = fs::remove_file(path);
+            CaError::Write {
+                path: path.into(),
+                reason: e.to_string(),
+            }
+        })
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same
+/// directory, flushed, then renamed over it, so a reader sees the old file or
+/// the new one and never a part.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        out.write_all(bytes)?;
+        out.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })?
+        .sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// One revoked certificate, as the CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// The serial, lowercase hex as the registry keeps it.
+    pub serial_hex: String,
+    /// When it was revoked, seconds since the Unix epoch.
+    pub revoked_at: i64,
+    /// Why.
+    pub reason: RevocationReason,
+}
+
+/// A v2 CRL signed by the CA: thisUpdate `now`, nextUpdate `now` plus
+/// `next_update_days`, the entries with their reason codes (none for
+/// `unspecified`, as RFC 5280 asks), a CRL number and the authority key
+/// identifier.
+pub fn build_crl(
+    ca: &Authority,
+    revoked: &[RevokedEntry],
+    number: i64,
+    now: i64,
+    next_update_days: i32,
+) -> Result<X509Crl, ErrorStack> {
+    let mut crl = X509CrlBuilder::new()?;
+    crl.set_issuer_name(ca.cert.subject_name())?;
+    let this_update = Asn1Time::from_unix(now)?;
+    let next_update = Asn1Time::from_unix(now + i64::from(next_update_days) * SECONDS_PER_DAY)?;
+    crl.set_last_update(&this_update)?;
+    crl.set_next_update(&next_update)?;
+    for entry in revoked {
+        let mut item = X509RevokedBuilder::new()?;
+        let serial = BigNum::from_hex_str(&entry.serial_hex)?;
+        let serial = Asn1Integer::from_bn(&serial)?;
+        let date = Asn1Time::from_unix(entry.revoked_at)?;
+        item.set_serial_number(&serial)?;
+        item.set_revocation_date(&date)?;
+        let item = item.build();
+        if entry.reason != RevocationReason::Unspecified {
+            let ext = reason_code_extension(entry.reason)?;
+            // SAFETY: both pointers are valid; X509_REVOKED_add_ext copies the
+            // extension, so `ext` stays ours to free.
+            let ok = unsafe { openssl_sys::X509_REVOKED_add_ext(item.as_ptr(), ext.as_ptr(), -1) };
+            if ok <= 0 {
+                return Err(ErrorStack::get());
+            }
+        }
+        crl.add_revoked(item)?;
+    }
+    // The authority key identifier is computed from the CA certificate; the
+    // openssl crate only offers that context through a certificate builder.
+    let scratch = X509::builder()?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(false)
+        .issuer(false)
+        .build(&scratch.x509v3_context(Some(&ca.cert), None))?;
+    crl.append_extension(aki)?;
+    crl.append_extension(
+        CrlNumber::new(BigNum::from_dec_str(&number.max(0).to_string())?)?.build()?,
+    )?;
+    crl.sort()?;
+    crl.sign(&ca.key, policy::signing_digest(&ca.key))?;
+    crl.build()
+}
+
+/// The CRL entry extension reasonCode (2.5.29.21): an ENUMERATED.
+fn reason_code_extension(reason: RevocationReason) -> Result<X509Extension, ErrorStack> {
+    let oid = Asn1Object::from_str("2.5.29.21")?;
+    let der = Asn1OctetString::new_from_bytes(&[0x0a, 0x01, reason.code()])?;
+    X509Extension::new_from_der(&oid, false, &der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert;
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn new_ca(kind: CaKeyType) -> Authority {
+        let key = kind.generate().unwrap();
+        let cert = self_signed_ca("pgssl client CA", 3650, &key, now()).unwrap();
+        Authority { cert, key }
+    }
+
+    #[test]
+    fn every_key_type_makes_a_self_signed_ca() {
+        for kind in CaKeyType::ALL {
+            let ca = new_ca(kind);
+            assert!(ca.cert.verify(&ca.key).unwrap(), "{kind:?}");
+            assert_eq!(
+                cert::name_rfc2253(ca.cert.subject_name()),
+                "CN=pgssl client CA"
+            );
+            let exts = cert::extensions(&ca.cert);
+            assert_eq!(exts[0].name, "basicConstraints");
+            assert_eq!(exts[0].value, "CA:TRUE, pathlen:0");
+            assert!(exts[0].critical);
+            assert_eq!(exts[1].value, "Certificate Sign, CRL Sign");
+            assert!(exts[1].critical);
+            assert_eq!(exts[2].name, "subjectKeyIdentifier");
+        }
+        assert_eq!(CaKeyType::from_name("RSA-2048"), Some(CaKeyType::Rsa2048));
+        assert_eq!(CaKeyType::from_name("dsa"), None);
+    }
+
+    #[test]
+    fn create_then_load_and_refuse_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        let ca = new_ca(CaKeyType::EcP256);
+        create(&crt, &key, &ca.cert, &ca.key).unwrap();
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+        let loaded = load(&crt, &key).unwrap();
+        assert_eq!(loaded.cert, ca.cert);
+        assert!(matches!(
+            create(&crt, &key, &ca.cert, &ca.key),
+            Err(CaError::Exists {
+                file: CaFile::Certificate,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn load_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        assert!(matches!(
+            load(&crt, &key),
+            Err(CaError::Missing {
+                file: CaFile::Certificate,
+                ..
+            })
+        ));
+        let ca = new_ca(CaKeyType::EcP256);
+        let other = new_ca(CaKeyType::EcP256);
+        create(&crt, &key, &ca.cert, &other.key).unwrap();
+        assert!(matches!(load(&crt, &key), Err(CaError::KeyMismatch { .. })));
+        fs::remove_file(&crt).unwrap();
+        fs::remove_file(&key).unwrap();
+        // A leaf certificate with its own key is no CA.
+        let leaf_key = CaKeyType::EcP256.generate().unwrap();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let name = policy::common_name_only("leaf").unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&leaf_key).unwrap();
+        let (from, to) = (
+            Asn1Time::days_from_now(0).unwrap(),
+            Asn1Time::days_from_now(1).unwrap(),
+        );
+        b.set_not_before(&from).unwrap();
+        b.set_not_after(&to).unwrap();
+        b.append_extension(BasicConstraints::new().critical().build().unwrap())
+            .unwrap();
+        b.sign(&leaf_key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        create(&crt, &key, &b.build(), &leaf_key).unwrap();
+        assert!(matches!(load(&crt, &key), Err(CaError::NotCa { .. })));
+        fs::remove_file(&key).unwrap();
+        // World-readable keys are refused, whoever owns them.
+        fs::write(&key, other.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(load(&crt, &key), Err(CaError::KeyFileOpen { .. })));
+        fs::write(&crt, "not a certificate").unwrap();
+        assert!(matches!(load(&crt, &key), Err(CaError::NotPem { .. })));
+    }
+
+    #[test]
+    fn encrypted_keys_are_refused_without_a_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        let ca = new_ca(CaKeyType::EcP256);
+        fs::write(&crt, ca.cert.to_pem().unwrap()).unwrap();
+        let pem = ca
+            .key
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"secret")
+            .unwrap();
+        fs::write(&key, pem).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(
+            load(&crt, &key),
+            Err(CaError::NotPem {
+                encrypted: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn crl_lists_entries_with_reasons_and_verifies() {
+        for kind in [CaKeyType::EcP384, CaKeyType::Ed25519, CaKeyType::Rsa2048] {
+            let ca = new_ca(kind);
+            let entries = [
+                RevokedEntry {
+                    serial_hex: "4a3f".into(),
+                    revoked_at: now() - 60,
+                    reason: RevocationReason::KeyCompromise,
+                },
+                RevokedEntry {
+                    serial_hex: "0b".into(),
+                    revoked_at: now() - 30,
+                    reason: RevocationReason::Unspecified,
+                },
+            ];
+            let crl = build_crl(&ca, &entries, 7, now(), 7).unwrap();
+            assert!(crl.verify(&ca.key).unwrap());
+            let pem = String::from_utf8(crl.to_pem().unwrap()).unwrap();
+            assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
+            let revoked = crl.get_revoked().unwrap();
+            assert_eq!(revoked.len(), 2);
+            let by_serial = |hex: &str| {
+                revoked
+                    .iter()
+                    .find(|r| cert::bignum_hex(&r.serial_number().to_bn().unwrap()) == hex)
+                    .unwrap()
+            };
+            let (_, code) = by_serial("4a3f")
+                .extension::<openssl::x509::ReasonCode>()
+                .unwrap()
+                .unwrap();
+            assert_eq!(code.get_i64().unwrap(), 1);
+            assert!(by_serial("0b")
+                .extension::<openssl::x509::ReasonCode>()
+                .unwrap()
+                .is_none());
+            let (_, number) = crl
+                .extension::<openssl::x509::CrlNumber>()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                number.to_bn().unwrap().to_dec_str().unwrap().to_string(),
+                "7"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_crl() {
+        let ca = new_ca(CaKeyType::EcP256);
+        let crl = build_crl(&ca, &[], 1, now(), 1).unwrap();
+        assert!(crl.verify(&ca.key).unwrap());
+        assert!(crl.get_revoked().is_none());
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.crl");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    use std::os::unix::fs::PermissionsExt;
+}

@@ -1,0 +1,976 @@
+//! The in-database CA end to end: certificates signed by `pgssl.enroll` and
+//! `pgssl.sign_csr` log in over `sslmode=verify-full` and `hostssl ... cert`;
+//! revocation reaches the server through `pgssl.install_crl()` without a
+//! restart; every refusal is an ERROR with its SQLSTATE and leaves no row.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use openssl::asn1::Asn1Type;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
+use pgssl_tests::{openssl, seed_recipe, CertFiles, TlsCluster};
+
+// ---------------------------------------------------------------- helpers
+
+/// Connection string for `role` over the Unix socket (`local all all trust`).
+fn socket(cluster: &TlsCluster, role: &str) -> String {
+    format!(
+        "host={} port={} dbname=postgres user={role}",
+        cluster.socket_dir.display(),
+        cluster.port
+    )
+}
+
+/// Runs `sql` from a file (no size limit), errors with their SQLSTATE.
+fn run_sql(cluster: &TlsCluster, conninfo: &str, sql: &str) -> Output {
+    let file = cluster
+        .dir("sql")
+        .join(format!("q{}.sql", pgssl_tests::unique_suffix()));
+    fs::write(&file, sql).unwrap();
+    cluster
+        .psql_command(conninfo)
+        .args(["-v", "VERBOSITY=verbose", "-f"])
+        .arg(&file)
+        .output()
+        .expect("psql")
+}
+
+/// `sql` as `role` over the socket; stdout, or panics with stderr.
+fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
+    let out = run_sql(cluster, &socket(cluster, role), sql);
+    assert!(
+        out.status.success(),
+        "as {role}: {sql}\nfailed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches('\n')
+        .to_string()
+}
+
+/// Asserts that `sql` as `role` fails with `sqlstate`; returns the error text.
+fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> String {
+    let out = run_sql(cluster, &socket(cluster, role), sql);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "as {role}: {sql:.200} succeeded");
+    assert!(
+        stderr.contains(&format!("ERROR:  {sqlstate}:")),
+        "as {role}: {sql:.200}\nexpected SQLSTATE {sqlstate}, got: {stderr}"
+    );
+    stderr
+}
+
+/// A dollar-quoted SQL literal.
+fn lit(text: &str) -> String {
+    assert!(!text.contains("$pgssl$"));
+    format!("$pgssl${text}$pgssl$")
+}
+
+/// A key and CSR made with the openssl command line; returns (key, csr) paths.
+fn cli_csr(dir: &Path, stem: &str, subject: &str, key_args: &[&str]) -> (PathBuf, PathBuf) {
+    let key = format!("{stem}.key");
+    let csr = format!("{stem}.csr");
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(key_args);
+    args.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(dir, &args);
+    fs::set_permissions(
+        dir.join(&key),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    (dir.join(key), dir.join(csr))
+}
+
+const EC_P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+/// Makes the server trust the pgssl CA for client certificates: ssl_ca_file
+/// names the CA file in the data directory; reloaded, no restart.
+fn trust_pgssl_ca(cluster: &TlsCluster) {
+    set_and_reload(cluster, "ssl_ca_file", "pgssl_ca.crt");
+}
+
+/// `ALTER SYSTEM SET name = value`, reload, and wait until new sessions see it.
+fn set_and_reload(cluster: &TlsCluster, name: &str, value: &str) {
+    as_role(
+        cluster,
+        "postgres",
+        &format!("LOAD 'pgssl'; ALTER SYSTEM SET {name} = '{value}'"),
+    );
+    cluster.sql("SELECT pg_reload_conf()");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster.sql(&format!("SELECT current_setting('{name}', true)")) != value {
+        assert!(Instant::now() < deadline, "{name} was not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates a login role, allowed to enroll.
+fn enrollable_role(cluster: &TlsCluster, role: &str) {
+    cluster.sql(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT EXECUTE ON FUNCTION pgssl.enroll(text, integer) TO {role}"
+    ));
+}
+
+/// `role` enrolls with a CLI-made key and CSR; returns the files psql uses.
+fn enroll_with_cli(cluster: &TlsCluster, role: &str, key_args: &[&str]) -> CertFiles {
+    let dir = cluster.dir("clients");
+    let (key, csr) = cli_csr(&dir, role, &format!("/CN={role}"), key_args);
+    let csr = fs::read_to_string(csr).unwrap();
+    let pem = as_role(
+        cluster,
+        role,
+        &format!("SELECT pgssl.enroll({})", lit(&csr)),
+    );
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let cert = dir.join(format!("{role}.crt"));
+    fs::write(&cert, format!("{pem}\n")).unwrap();
+    CertFiles { cert, key }
+}
+
+/// psql with verify-full as `role` with `files`.
+fn login(cluster: &TlsCluster, role: &str, files: &CertFiles, sql: &str) -> Output {
+    cluster.psql(&cluster.verify_full(role, Some(files)), sql)
+}
+
+fn login_ok(cluster: &TlsCluster, role: &str, files: &CertFiles, sql: &str) -> String {
+    cluster.psql_ok(&cluster.verify_full(role, Some(files)), sql)
+}
+
+fn assert_no_crash(cluster: &TlsCluster) {
+    let log = cluster.log();
+    for bad in [
+        "terminated by signal",
+        "was terminated",
+        "PANIC",
+        "server process (PID",
+    ] {
+        assert!(
+            !log.contains(bad),
+            "server log shows a crash ({bad}):\n{log}"
+        );
+    }
+    assert_eq!(cluster.sql("SELECT 1"), "1");
+}
+
+fn registry_count(cluster: &TlsCluster) -> i64 {
+    cluster
+        .sql("SELECT count(*) FROM pgssl.issued_certs")
+        .parse()
+        .unwrap()
+}
+
+/// A CSR minted with the openssl crate: CN entries as given (raw UTF8String
+/// values, so NUL and newline can be put in), signed by a fresh P-256 key.
+fn crate_csr(cns: &[&str]) -> String {
+    let key = p256();
+    let mut name = X509NameBuilder::new().unwrap();
+    for cn in cns {
+        name.append_entry_by_nid_with_type(Nid::COMMONNAME, cn, Asn1Type::UTF8STRING)
+            .unwrap();
+    }
+    let mut req = X509ReqBuilder::new().unwrap();
+    req.set_subject_name(&name.build()).unwrap();
+    req.set_pubkey(&key).unwrap();
+    req.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    String::from_utf8(req.build().to_pem().unwrap()).unwrap()
+}
+
+fn p256() -> PKey<Private> {
+    let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+}
+
+fn openssl_text(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A cluster whose client CA is a fresh pgssl CA of `key_type`.
+fn pgssl_ca_cluster(key_type: &str) -> TlsCluster {
+    let cluster = TlsCluster::start();
+    let pem = cluster.sql(&format!(
+        "SELECT pgssl.init_ca('pgssl e2e CA', 3650, '{key_type}')"
+    ));
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    trust_pgssl_ca(&cluster);
+    cluster
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn enroll_then_verify_full_login_with_the_pgssl_ca() {
+    let cluster = pgssl_ca_cluster("ec-p256");
+    enrollable_role(&cluster, "alice");
+    let files = enroll_with_cli(&cluster, "alice", EC_P256);
+
+    let out = login_ok(
+        &cluster,
+        "alice",
+        &files,
+        "SELECT pgssl.client_cn() || ' ' || current_user || ' ' || pgssl.ssl_is_used()",
+    );
+    assert_eq!(out, "alice alice true");
+
+    // The registry row matches the certificate the server saw.
+    let serial = login_ok(
+        &cluster,
+        "alice",
+        &files,
+        "SELECT pgssl.client_serial_hex()",
+    );
+    let fingerprint = login_ok(
+        &cluster,
+        "alice",
+        &files,
+        "SELECT pgssl.client_cert_fingerprint()",
+    );
+    let row = cluster.sql(&format!(
+        "SELECT common_name, issued_by, fingerprint_sha256 = '{fingerprint}',
+                revoked_at IS NULL, not_after - not_before
+           FROM pgssl.issued_certs WHERE serial = '{serial}'"
+    ));
+    assert_eq!(row, "alice|alice|t|t|90 days 00:05:00");
+    assert!(serial.len() >= 16, "at least 64 bits: {serial}");
+
+    // The issued certificate has exactly the profile's extensions.
+    let text = openssl_text(
+        files.cert.parent().unwrap(),
+        &[
+            "x509",
+            "-noout",
+            "-text",
+            "-in",
+            files.cert.to_str().unwrap(),
+        ],
+    );
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(text.contains("Subject: CN = alice"), "{text}");
+    assert!(text.contains("ecdsa-with-SHA256"), "{text}");
+}
+
+#[test]
+fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
+    let files = tempfile::tempdir().unwrap();
+    seed_recipe(files.path());
+    // The seed's client CA (openssl req -new -x509 -days 3650 -nodes, RSA-2048),
+    // configured as the pgssl CA and as ssl_ca_file.
+    let cluster = TlsCluster::builder()
+        .ca_file(files.path().join("ca-client.crt"))
+        .start();
+    cluster.write_data_file(
+        "seed_ca.crt",
+        &fs::read(files.path().join("ca-client.crt")).unwrap(),
+        0o644,
+    );
+    cluster.write_data_file(
+        "seed_ca.key",
+        &fs::read(files.path().join("ca-client.key")).unwrap(),
+        0o600,
+    );
+    // ALTER SYSTEM knows pgssl's settings once the library is loaded.
+    as_role(
+        &cluster,
+        "postgres",
+        "LOAD 'pgssl'; ALTER SYSTEM SET pgssl.ca_cert_file = 'seed_ca.crt'; \
+         ALTER SYSTEM SET pgssl.ca_key_file = 'seed_ca.key'",
+    );
+    set_and_reload(&cluster, "pgssl.ca_key_file", "seed_ca.key");
+    assert_eq!(
+        cluster.sql("SELECT pgssl.ca_cert()"),
+        fs::read_to_string(files.path().join("ca-client.crt"))
+            .unwrap()
+            .trim_end()
+    );
+
+    // The seed's own client command (RSA, -text: text around the PEM block).
+    enrollable_role(&cluster, "bob");
+    let dir = cluster.dir("clients");
+    openssl(
+        &dir,
+        &[
+            "req", "-new", "-nodes", "-text", "-out", "bob.csr", "-keyout", "bob.key", "-subj",
+            "/CN=bob",
+        ],
+    );
+    fs::set_permissions(
+        dir.join("bob.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let csr = fs::read_to_string(dir.join("bob.csr")).unwrap();
+    assert!(csr.starts_with("Certificate Request:"));
+    let pem = as_role(
+        &cluster,
+        "bob",
+        &format!("SELECT pgssl.enroll({})", lit(&csr)),
+    );
+    fs::write(dir.join("bob.crt"), format!("{pem}\n")).unwrap();
+    let bob = CertFiles {
+        cert: dir.join("bob.crt"),
+        key: dir.join("bob.key"),
+    };
+    assert_eq!(
+        login_ok(
+            &cluster,
+            "bob",
+            &bob,
+            "SELECT pgssl.client_cn() || ' ' || pgssl.issuer_dn()"
+        ),
+        "bob CN=root-client-ca"
+    );
+    // openssl agrees the chain is good and the signature is SHA-256 RSA.
+    let verify = openssl_text(
+        &dir,
+        &[
+            "verify",
+            "-CAfile",
+            files.path().join("ca-client.crt").to_str().unwrap(),
+            "-purpose",
+            "sslclient",
+            "bob.crt",
+        ],
+    );
+    assert!(verify.contains("bob.crt: OK"), "{verify}");
+    let text = openssl_text(&dir, &["x509", "-noout", "-text", "-in", "bob.crt"]);
+    assert!(text.contains("sha256WithRSAEncryption"), "{text}");
+    assert!(
+        text.contains("Digital Signature, Key Encipherment"),
+        "{text}"
+    );
+}
+
+#[test]
+fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
+    let cluster = pgssl_ca_cluster("ec-p384");
+    enrollable_role(&cluster, "alice");
+    enrollable_role(&cluster, "bob");
+    let alice = enroll_with_cli(&cluster, "alice", EC_P256);
+    let bob = enroll_with_cli(&cluster, "bob", &["-newkey", "rsa:2048"]);
+
+    // The CRL file the server reads; the first CRL is empty.
+    expect_error(&cluster, "postgres", "SELECT pgssl.install_crl()", "55000");
+    set_and_reload(&cluster, "ssl_crl_file", "pgssl.crl");
+    let path = cluster.sql("SELECT pgssl.install_crl()");
+    assert_eq!(
+        path,
+        cluster.data_dir.join("pgssl.crl").display().to_string()
+    );
+    let started = cluster.sql("SELECT pg_postmaster_start_time()");
+    wait_for(|| {
+        login(&cluster, "alice", &alice, "SELECT 1")
+            .status
+            .success()
+    });
+    assert_eq!(
+        login_ok(&cluster, "bob", &bob, "SELECT pgssl.client_cn()"),
+        "bob"
+    );
+
+    let serial = login_ok(
+        &cluster,
+        "alice",
+        &alice,
+        "SELECT pgssl.client_serial_hex()",
+    );
+    // Revocation is by hex serial, in any case, with an RFC 5280 reason.
+    assert_eq!(
+        cluster.sql(&format!(
+            "SELECT pgssl.revoke(upper('{serial}'), 'keyCompromise')"
+        )),
+        "t"
+    );
+    assert_eq!(
+        cluster.sql(&format!("SELECT pgssl.revoke('{serial}')")),
+        "f",
+        "already revoked"
+    );
+    expect_error(
+        &cluster,
+        "postgres",
+        "SELECT pgssl.revoke('00ff', 'unspecified')",
+        "P0002",
+    );
+    expect_error(
+        &cluster,
+        "postgres",
+        &format!("SELECT pgssl.revoke('{serial}', 'because')"),
+        "22023",
+    );
+    expect_error(&cluster, "postgres", "SELECT pgssl.revoke('xyz')", "22023");
+
+    let path = cluster.sql("SELECT pgssl.install_crl()");
+    // Refused as soon as the reload is through; bob's certificate still works.
+    wait_for(|| {
+        !login(&cluster, "alice", &alice, "SELECT 1")
+            .status
+            .success()
+    });
+    let refused = login(&cluster, "alice", &alice, "SELECT 1");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("certificate revoked"), "{stderr}");
+    assert_eq!(
+        login_ok(&cluster, "bob", &bob, "SELECT pgssl.client_cn()"),
+        "bob"
+    );
+    assert_eq!(
+        cluster.sql("SELECT pg_postmaster_start_time()"),
+        started,
+        "no restart"
+    );
+
+    // The CRL on disk: v2, signed by the CA, the reason, an increasing number.
+    let dir = cluster.dir("crl");
+    fs::write(dir.join("ca.crt"), cluster.sql("SELECT pgssl.ca_cert()")).unwrap();
+    fs::copy(&path, dir.join("installed.crl")).unwrap();
+    let text = openssl_text(
+        &dir,
+        &[
+            "crl",
+            "-in",
+            "installed.crl",
+            "-CAfile",
+            "ca.crt",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(text.contains("Version 2"), "{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+    assert!(text.contains(&serial.to_uppercase()), "{text}");
+    assert!(
+        text.contains("X509v3 CRL Number: \n                2"),
+        "{text}"
+    );
+    let next = cluster.sql("SELECT pgssl.crl(30)");
+    fs::write(dir.join("next.crl"), next).unwrap();
+    let text = openssl_text(
+        &dir,
+        &[
+            "crl", "-in", "next.crl", "-CAfile", "ca.crt", "-noout", "-text",
+        ],
+    );
+    assert!(
+        text.contains("X509v3 CRL Number: \n                3"),
+        "{text}"
+    );
+    assert_no_crash(&cluster);
+}
+
+fn wait_for(mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_csr_asking_for_ca_true_gets_a_certificate_that_cannot_sign() {
+    let cluster = pgssl_ca_cluster("ec-p256");
+    enrollable_role(&cluster, "mallory");
+    cluster.sql("CREATE ROLE victim LOGIN");
+    let dir = cluster.dir("clients");
+    let (key, csr) = cli_csr(
+        &dir,
+        "mallory",
+        "/CN=mallory",
+        &[
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth,clientAuth",
+            "-addext",
+            "subjectAltName=DNS:db.example.com,IP:127.0.0.1",
+        ],
+    );
+    let csr_text = fs::read_to_string(&csr).unwrap();
+    let pem = as_role(
+        &cluster,
+        "mallory",
+        &format!("SELECT pgssl.enroll({})", lit(&csr_text)),
+    );
+    fs::write(dir.join("mallory.crt"), format!("{pem}\n")).unwrap();
+    let text = openssl_text(&dir, &["x509", "-noout", "-text", "-in", "mallory.crt"]);
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(!text.contains("Certificate Sign"), "{text}");
+    assert!(!text.contains("Server Authentication"), "{text}");
+    assert!(!text.contains("Subject Alternative Name"), "{text}");
+    let mallory = CertFiles {
+        cert: dir.join("mallory.crt"),
+        key: key.clone(),
+    };
+    assert_eq!(
+        login_ok(&cluster, "mallory", &mallory, "SELECT pgssl.client_cn()"),
+        "mallory"
+    );
+
+    // Mallory signs a certificate for "victim" with her certificate and key
+    // and presents the chain victim -> mallory.
+    let mallory_cert = X509::from_pem(pem.as_bytes()).unwrap();
+    let mallory_key = PKey::private_key_from_pem(&fs::read(&key).unwrap()).unwrap();
+    let victim_key = p256();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "victim").unwrap();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = openssl::bn::BigNum::from_u32(7).unwrap();
+    b.set_serial_number(&openssl::asn1::Asn1Integer::from_bn(&serial).unwrap())
+        .unwrap();
+    b.set_subject_name(&name.build()).unwrap();
+    b.set_issuer_name(mallory_cert.subject_name()).unwrap();
+    b.set_pubkey(&victim_key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    b.sign(&mallory_key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let victim_cert = b.build();
+    let chain = [
+        victim_cert.to_pem().unwrap(),
+        mallory_cert.to_pem().unwrap(),
+    ]
+    .concat();
+    fs::write(dir.join("victim.crt"), chain).unwrap();
+    pgssl_tests::pki::write_file(
+        &dir.join("victim.key"),
+        &victim_key.private_key_to_pem_pkcs8().unwrap(),
+        0o600,
+    );
+    let victim = CertFiles {
+        cert: dir.join("victim.crt"),
+        key: dir.join("victim.key"),
+    };
+    let out = login(&cluster, "victim", &victim, "SELECT 1");
+    assert!(
+        !out.status.success(),
+        "a certificate signed by a leaf was accepted"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("certificate") || stderr.contains("SSL"),
+        "{stderr}"
+    );
+    assert_no_crash(&cluster);
+}
+
+#[test]
+fn privileges() {
+    let cluster = pgssl_ca_cluster("ed25519");
+    cluster.sql("CREATE ROLE nobody LOGIN");
+    let csr = lit(&crate_csr(&["nobody"]));
+    for sql in [
+        format!("SELECT pgssl.sign_csr({csr})"),
+        format!("SELECT pgssl.enroll({csr})"),
+        "SELECT pgssl.revoke('00ff')".to_string(),
+        "SELECT pgssl.crl()".to_string(),
+        "SELECT pgssl.install_crl()".to_string(),
+        "SELECT pgssl.init_ca()".to_string(),
+        "SELECT * FROM pgssl.issued_certs".to_string(),
+        "INSERT INTO pgssl.issued_certs (serial) VALUES ('00')".to_string(),
+        "SELECT nextval('pgssl.crl_number')".to_string(),
+    ] {
+        let err = expect_error(&cluster, "nobody", &sql, "42501");
+        assert!(err.contains("permission denied"), "{err}");
+    }
+    // Anyone may read the CA certificate.
+    assert!(as_role(&cluster, "nobody", "SELECT pgssl.ca_cert()")
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    // Superuser-only even with EXECUTE granted.
+    cluster.sql(
+        "GRANT EXECUTE ON FUNCTION pgssl.install_crl(integer), pgssl.init_ca(text, integer, text) TO nobody",
+    );
+    let err = expect_error(&cluster, "nobody", "SELECT pgssl.install_crl()", "42501");
+    assert!(err.contains("superusers only"), "{err}");
+    expect_error(&cluster, "nobody", "SELECT pgssl.init_ca()", "42501");
+    // The settings are superuser-only: refused once the library is loaded,
+    // and a placeholder set before that is dropped when it loads.
+    expect_error(
+        &cluster,
+        "nobody",
+        "SELECT pgssl.ca_cert() IS NOT NULL; SET pgssl.ca_key_file = '/tmp/mine.key'",
+        "42501",
+    );
+    let out = run_sql(
+        &cluster,
+        &socket(&cluster, "nobody"),
+        "SET pgssl.ca_cert_file = '/tmp/mine.crt'; SELECT pgssl.ca_cert() IS NOT NULL",
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied to set parameter"));
+
+    // A DBA's grant of sign_csr lets a role sign for any CN; issued_by says who.
+    cluster.sql("GRANT EXECUTE ON FUNCTION pgssl.sign_csr(text, integer) TO nobody");
+    let other = lit(&crate_csr(&["someone else"]));
+    as_role(
+        &cluster,
+        "nobody",
+        &format!("SELECT pgssl.sign_csr({other}) IS NOT NULL"),
+    );
+    assert_eq!(
+        cluster.sql("SELECT common_name || ' by ' || issued_by FROM pgssl.issued_certs"),
+        "someone else by nobody"
+    );
+    // ... and still not read the registry.
+    expect_error(
+        &cluster,
+        "nobody",
+        "SELECT count(*) FROM pgssl.issued_certs",
+        "42501",
+    );
+
+    // No SQL function returns the CA key: the functions are exactly these,
+    // and none of their outputs holds a private key.
+    let functions = cluster.sql(
+        "SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
+          WHERE pronamespace = 'pgssl'::regnamespace
+            AND proname IN ('init_ca','ca_cert','enroll','sign_csr','revoke','crl','install_crl')",
+    );
+    assert_eq!(
+        functions,
+        "ca_cert,crl,enroll,init_ca,install_crl,revoke,sign_csr"
+    );
+    let key_file = fs::read_to_string(cluster.data_dir.join("pgssl_ca.key")).unwrap();
+    assert!(key_file.contains("PRIVATE KEY"));
+    let mode = fs::metadata(cluster.data_dir.join("pgssl_ca.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    set_and_reload(&cluster, "ssl_crl_file", "pgssl.crl");
+    let outputs = cluster.sql(&format!(
+        "SELECT pgssl.ca_cert() || pgssl.sign_csr({csr}) || pgssl.crl() || pgssl.install_crl()
+                || (SELECT string_agg(certificate, '') FROM pgssl.issued_certs)"
+    ));
+    assert!(!outputs.contains("PRIVATE KEY"));
+    let key_body: String = key_file
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(!outputs.replace('\n', "").contains(&key_body));
+    assert!(
+        !cluster.log().contains(&key_body),
+        "the key is in the server log"
+    );
+}
+
+#[test]
+fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
+    let cluster = pgssl_ca_cluster("rsa-2048");
+    enrollable_role(&cluster, "alice");
+    let su = "postgres";
+    let dir = cluster.dir("bad");
+    let cli = |stem: &str, subject: &str, key_args: &[&str]| {
+        fs::read_to_string(cli_csr(&dir, stem, subject, key_args).1).unwrap()
+    };
+
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        ("empty text", lit(""), "22023"),
+        ("garbage", lit("hello, I am not a CSR"), "22023"),
+        ("a certificate", "pgssl.ca_cert()".into(), "22023"),
+        ("no CN", lit(&cli("nocn", "/O=Acme", EC_P256)), "22023"),
+        (
+            "two CNs",
+            lit(&cli("twocn", "/CN=a/CN=b", EC_P256)),
+            "22023",
+        ),
+        ("CN with NUL", lit(&crate_csr(&["ali\0ce"])), "22023"),
+        ("CN with newline", lit(&crate_csr(&["alice\nbob"])), "22023"),
+        (
+            "RSA-1024",
+            lit(&cli("rsa1024", "/CN=alice", &["-newkey", "rsa:1024"])),
+            "22023",
+        ),
+        ("2 MB", lit(&"A".repeat(2 * 1024 * 1024)), "22023"),
+    ];
+    // A CSR whose signature does not verify: one byte of its signature flipped.
+    let good = crate_csr(&["alice"]);
+    let mut der = openssl::x509::X509Req::from_pem(good.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let last = der.len() - 3;
+    der[last] ^= 0x01;
+    let tampered = openssl::x509::X509Req::from_der(&der).unwrap();
+    cases.push((
+        "bad signature",
+        lit(&String::from_utf8(tampered.to_pem().unwrap()).unwrap()),
+        "22023",
+    ));
+    let alice_csr = lit(&cli("alice", "/CN=alice", EC_P256));
+    for (what, arg, state) in &cases {
+        for f in ["sign_csr", "enroll"] {
+            let role = if f == "enroll" { "alice" } else { su };
+            let err = expect_error(&cluster, role, &format!("SELECT pgssl.{f}({arg})"), state);
+            eprintln!("{what} via {f}: {}", err.lines().next().unwrap_or(""));
+        }
+    }
+    // Days: 0, negative, more than pgssl.max_validity_days.
+    for days in ["0", "-1", "398"] {
+        expect_error(
+            &cluster,
+            su,
+            &format!("SELECT pgssl.sign_csr({alice_csr}, {days})"),
+            "22023",
+        );
+    }
+    expect_error(
+        &cluster,
+        su,
+        &format!("SET pgssl.max_validity_days = 30; SELECT pgssl.sign_csr({alice_csr}, 31)"),
+        "22023",
+    );
+    // enroll only for the session user.
+    let err = expect_error(
+        &cluster,
+        "alice",
+        &format!(
+            "SELECT pgssl.enroll({})",
+            lit(&cli("bob", "/CN=bob", EC_P256))
+        ),
+        "42501",
+    );
+    assert!(
+        err.contains("\"bob\"") && err.contains("\"alice\""),
+        "{err}"
+    );
+    // CA files missing; CA key not matching the certificate.
+    expect_error(
+        &cluster,
+        su,
+        &format!("SET pgssl.ca_cert_file = 'nowhere.crt'; SELECT pgssl.sign_csr({alice_csr})"),
+        "55000",
+    );
+    expect_error(
+        &cluster,
+        su,
+        &format!("SET pgssl.ca_key_file = 'nowhere.key'; SELECT pgssl.sign_csr({alice_csr})"),
+        "55000",
+    );
+    expect_error(
+        &cluster,
+        su,
+        "SET pgssl.ca_cert_file = 'nowhere.crt'; SELECT pgssl.ca_cert()",
+        "55000",
+    );
+    cluster.sql(
+        "SET pgssl.ca_cert_file = 'other.crt'; SET pgssl.ca_key_file = 'other.key';
+         SELECT pgssl.init_ca('other CA') IS NOT NULL",
+    );
+    let err = expect_error(
+        &cluster,
+        su,
+        &format!("SET pgssl.ca_key_file = 'other.key'; SELECT pgssl.sign_csr({alice_csr})"),
+        "55000",
+    );
+    assert!(err.contains("does not match"), "{err}");
+    // A setting made before the library is loaded (a placeholder) counts.
+    let err = expect_error(
+        &cluster,
+        su,
+        &format!("SET pgssl.ca_cert_file = 'early.crt'; SELECT pgssl.sign_csr({alice_csr})"),
+        "55000",
+    );
+    assert!(err.contains("early.crt"), "{err}");
+    // init_ca refuses to overwrite, bad arguments.
+    expect_error(&cluster, su, "SELECT pgssl.init_ca()", "55000");
+    expect_error(&cluster, su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca('x', 10, 'dsa-1024')", "22023");
+    expect_error(&cluster, su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca('x', 0)", "22023");
+    expect_error(&cluster, su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca(E'x\\ny')", "22023");
+    expect_error(&cluster, su, "SELECT pgssl.crl(0)", "22023");
+    // Read-only transactions (and standbys) cannot sign.
+    expect_error(
+        &cluster,
+        su,
+        &format!("BEGIN READ ONLY; SELECT pgssl.sign_csr({alice_csr})"),
+        "25006",
+    );
+    assert_eq!(registry_count(&cluster), 0, "no refusal wrote a row");
+
+    // A rolled-back transaction leaves no row.
+    cluster.sql(&format!(
+        "BEGIN; SELECT pgssl.sign_csr({alice_csr}) IS NOT NULL; ROLLBACK"
+    ));
+    assert_eq!(registry_count(&cluster), 0);
+
+    // NULL csr is NULL; NULL days is pgssl.default_validity_days.
+    assert_eq!(
+        cluster.sql("SELECT pgssl.sign_csr(NULL) IS NULL, pgssl.enroll(NULL, 5) IS NULL"),
+        "t|t"
+    );
+    assert_eq!(registry_count(&cluster), 0);
+    cluster.sql(&format!(
+        "SELECT pgssl.sign_csr({alice_csr}, NULL) IS NOT NULL"
+    ));
+    cluster.sql(&format!(
+        "SET pgssl.default_validity_days = 10; SELECT pgssl.enroll({}, NULL) IS NOT NULL",
+        lit(&cli("postgres", "/CN=postgres", EC_P256))
+    ));
+    assert_eq!(
+        cluster.sql("SELECT string_agg(common_name || ':' || (not_after - not_before), ',' ORDER BY common_name) FROM pgssl.issued_certs"),
+        "alice:90 days 00:05:00,postgres:10 days 00:05:00"
+    );
+    // The same CSR may be signed again: each certificate gets its own serial.
+    cluster.sql(&format!(
+        "SELECT pgssl.sign_csr({alice_csr}, 1) IS NOT NULL"
+    ));
+    assert_eq!(
+        cluster.sql("SELECT count(DISTINCT serial) FROM pgssl.issued_certs"),
+        "3"
+    );
+    assert_no_crash(&cluster);
+}
+
+/// A streaming standby of `primary`, stopped on drop.
+struct Standby {
+    data_dir: PathBuf,
+    port: u16,
+}
+
+impl Standby {
+    fn start(primary: &TlsCluster) -> Standby {
+        let parent = primary.dir("standby");
+        std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&parent)
+            .status()
+            .unwrap();
+        let data_dir = parent.join("data");
+        let bin = pgssl_tests::pg_bindir();
+        let as_postgres = |program: &str| {
+            let mut cmd = std::process::Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
+            cmd
+        };
+        let out = as_postgres("pg_basebackup")
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-R", "-X", "stream", "-U", "postgres", "-h"])
+            .arg(&primary.socket_dir)
+            .args(["-p", &primary.port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = as_postgres("pg_ctl")
+            .arg("-D")
+            .arg(&data_dir)
+            .arg("-l")
+            .arg(data_dir.join("server.log"))
+            .args(["-o", &format!("-p {port}"), "-w", "-t", "60", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Standby { data_dir, port }
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pgssl_tests::pg_bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn a_standby_refuses_to_sign_with_25006() {
+    let cluster = TlsCluster::builder()
+        .hba(&format!(
+            "local replication all trust\n{}",
+            pgssl_tests::DEFAULT_HBA
+        ))
+        .start();
+    cluster.sql("SELECT pgssl.init_ca() IS NOT NULL");
+    let standby = Standby::start(&cluster);
+    let conninfo = format!(
+        "host={} port={} dbname=postgres user=postgres",
+        cluster.socket_dir.display(),
+        standby.port
+    );
+    assert_eq!(
+        cluster.psql_ok(&conninfo, "SELECT pg_is_in_recovery()"),
+        "t"
+    );
+    // The CA certificate is readable there; nothing that writes runs.
+    assert_eq!(
+        cluster.psql_ok(&conninfo, "SELECT pgssl.ca_cert()"),
+        cluster.sql("SELECT pgssl.ca_cert()")
+    );
+    let csr = lit(&crate_csr(&["postgres"]));
+    for sql in [
+        format!("SELECT pgssl.sign_csr({csr})"),
+        format!("SELECT pgssl.enroll({csr})"),
+        "SELECT pgssl.revoke('00ff')".into(),
+        "SELECT pgssl.crl()".into(),
+        "SELECT pgssl.install_crl()".into(),
+        "SELECT pgssl.init_ca()".into(),
+    ] {
+        let out = run_sql(&cluster, &conninfo, &sql);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("ERROR:  25006:") && stderr.contains("during recovery"),
+            "{sql:.60}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_config_flags_revocations_the_server_does_not_enforce() {
+    let cluster = pgssl_ca_cluster("ec-p256");
+    let status = || {
+        cluster.sql(
+            "SELECT status FROM pgssl.check_config() WHERE \"check\" = 'crl_for_revoked_certs'",
+        )
+    };
+    assert_eq!(status(), "ok");
+    cluster.sql(&format!(
+        "SELECT pgssl.sign_csr({}) IS NOT NULL",
+        lit(&crate_csr(&["carol"]))
+    ));
+    let serial = cluster.sql("SELECT serial FROM pgssl.issued_certs");
+    cluster.sql(&format!("SELECT pgssl.revoke('{serial}', 'superseded')"));
+    assert_eq!(status(), "fail");
+    set_and_reload(&cluster, "ssl_crl_file", "pgssl.crl");
+    cluster.sql("SELECT pgssl.install_crl()");
+    assert_eq!(status(), "ok");
+}
