@@ -1,5 +1,5 @@
-//! 1. Connection set-up: new connection, one `SELECT 1`, close; connections/s,
-//! sequential and with 8 concurrent connecting tasks.
+//! Comparison 1, connection set-up: new connection, one `SELECT 1`, close;
+//! connections/s, sequential and with 8 concurrent connecting tasks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -340,6 +340,7 @@ async fn run(options: &Options) -> BenchResult<()> {
             now_utc()
         ),
     ];
+    header.push(extension_build_line());
     if !options.skip.is_empty() {
         header.push(format!("Left out of this run: {}", options.skip.join(", ")));
     }
@@ -350,6 +351,33 @@ async fn run(options: &Options) -> BenchResult<()> {
         eprintln!("pgssl-bench: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Which build of the extension the server loads. `cargo pgrx install` builds
+/// the dev profile unless given `--release`, and a dev build's session
+/// functions and signing are several times slower: the report must say so.
+fn extension_build_line() -> String {
+    let pkglibdir = std::process::Command::new(pgssl_tests::pg_bindir().join("pg_config"))
+        .arg("--pkglibdir")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let path = PathBuf::from(pkglibdir).join("pgssl.so");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return format!("pgssl extension: {} not readable", path.display());
+    };
+    // A dev-profile build keeps its DWARF sections; the release profile strips them.
+    let dev = bytes.windows(13).any(|w| w == b"\0.debug_info\0");
+    if dev {
+        format!(
+            "pgssl extension: **dev-profile build** ({} has debug info); its figures \
+             (session functions, signing) are not representative: install it with \
+             `cargo pgrx install --release`",
+            path.display()
+        )
+    } else {
+        format!("pgssl extension: release build ({})", path.display())
+    }
 }
 
 /// `2 cores, Intel(R) Xeon(R) ...`, from /proc/cpuinfo.

@@ -1,5 +1,5 @@
-//! 5. Memory: resident set sizes read from `/proc/<pid>/status` (the benchmark
-//! runs as root or as the server's user, so it can read the backend's).
+//! Comparison 5, memory: resident set sizes from `/proc/<pid>/status` (the
+//! benchmark runs as root or as the server's user, so it can read the backend's).
 
 use crate::clients::BenchResult;
 use crate::report::Target;

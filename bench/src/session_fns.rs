@@ -1,5 +1,5 @@
-//! 3. Session functions, per call in ns, over TLS with a client certificate:
-//! pgssl's against contrib/sslinfo's.
+//! Comparison 3, session functions: per call in ns, over TLS with a client
+//! certificate, pgssl's against contrib/sslinfo's.
 
 use std::collections::BTreeMap;
 

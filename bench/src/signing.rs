@@ -1,6 +1,6 @@
-//! 4. Signing: certificates/s from `pgssl.sign_csr`, one per round trip and
-//! batched, against a loop of `openssl x509 -req` (the seed document's method)
-//! and the raw signature rate of the same CA key in this process.
+//! Comparison 4, signing: certificates/s from `pgssl.sign_csr`, one per round
+//! trip and batched, against a loop of `openssl x509 -req` (the seed document's
+//! method) and the raw signature rate of the same CA key in this process.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

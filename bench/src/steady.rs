@@ -1,5 +1,5 @@
-//! 2. Steady state over one connection: simple-query round trips/s and
-//! `COPY ... TO STDOUT` MB/s.
+//! Comparison 2, steady state over one connection: simple-query round trips/s
+//! and `COPY ... TO STDOUT` MB/s.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
