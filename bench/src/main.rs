@@ -165,6 +165,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why missed targets are missed and what would close them; appended to every
+/// report, so that a rerun keeps them next to the figures.
+const NOTES: &str = include_str!("../notes.md");
+
 /// Trust plaintext from 127.0.0.1, so that the plaintext rows measure the
 /// transport rather than a password hash; certificates over TLS.
 const BENCH_HBA: &str = "\
@@ -344,7 +348,9 @@ async fn run(options: &Options) -> BenchResult<()> {
     if !options.skip.is_empty() {
         header.push(format!("Left out of this run: {}", options.skip.join(", ")));
     }
-    let md = report::markdown(&header, &sections, &memory);
+    let mut md = report::markdown(&header, &sections, &memory);
+    md.push_str("\n");
+    md.push_str(NOTES);
     println!("{md}");
     if let Some(path) = &options.out {
         std::fs::write(path, &md).map_err(|e| format!("writing {}: {e}", path.display()))?;

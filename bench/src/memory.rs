@@ -39,6 +39,25 @@ impl Rss {
     }
 }
 
+/// CPU time (user + system) process `pid` has used so far, in seconds.
+pub fn cpu_seconds(pid: i32) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; the fields after its `)` are fixed.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `)`.
+    let ticks = |i: usize| -> BenchResult<f64> {
+        Ok(fields
+            .get(i)
+            .ok_or("short /proc/<pid>/stat")?
+            .parse::<f64>()?)
+    };
+    // USER_HZ is 100 on every Linux architecture PostgreSQL runs on.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 /// A process's resident set before and after a loop.
 #[derive(Debug, Clone)]
 pub struct Growth {

@@ -16,7 +16,7 @@ use openssl::sign::Signer;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder};
 
 use crate::clients::{BenchResult, Session};
-use crate::memory::{Growth, Rss};
+use crate::memory::{self, Growth, Rss};
 use crate::report::{fmt_num, Row, Section, Target};
 use crate::Scale;
 
@@ -133,12 +133,29 @@ fn raw_signature_rate(key: &PKey<Private>, duration: Duration) -> BenchResult<f6
     Ok(f64::from(n) / start.elapsed().as_secs_f64())
 }
 
-fn rows_of(label: &str) -> [String; 4] {
+/// Loads/s of the CA's two PEM files (certificate and key) in this process, with
+/// OpenSSL as the extension uses it: what re-reading the CA at every call costs.
+fn ca_load_rate(dir: &Path, duration: Duration) -> BenchResult<f64> {
+    let cert = std::fs::read(dir.join("ca.crt"))?;
+    let key = std::fs::read(dir.join("ca.key"))?;
+    let start = Instant::now();
+    let mut n = 0u32;
+    while n % 16 != 0 || start.elapsed() < duration {
+        let cert = openssl::x509::X509::from_pem(&cert)?;
+        let key = PKey::private_key_from_pem(&key)?;
+        std::hint::black_box((cert, key));
+        n += 1;
+    }
+    Ok(f64::from(n) / start.elapsed().as_secs_f64())
+}
+
+fn rows_of(label: &str) -> [String; 5] {
     [
         format!("sign_csr, one per round trip ({label} CA)"),
         format!("sign_csr, batched ({label} CA)"),
         format!("openssl x509 -req loop ({label} CA)"),
         format!("raw signature, in process ({label} CA key)"),
+        format!("CA files parsed (PEM certificate + key), in process ({label} CA)"),
     ]
 }
 
@@ -210,7 +227,7 @@ pub async fn run(
     for round in 0..scale.rounds {
         eprintln!("  signing, round {}/{}", round + 1, scale.rounds);
         for ca in &authorities {
-            let [single, batched, cli, raw] = rows_of(ca.label);
+            let [single, batched, cli, raw, load] = rows_of(ca.label);
             use_ca(session, ca).await?;
             let r = sign_one_per_round_trip(session, &csrs, scale.sign_single).await?;
             samples.entry(single).or_default().push(r);
@@ -223,6 +240,9 @@ pub async fn run(
             let r =
                 tokio::task::spawn_blocking(move || raw_signature_rate(&key, raw_time)).await??;
             samples.entry(raw).or_default().push(r);
+            let dir = ca.dir.clone();
+            let r = tokio::task::spawn_blocking(move || ca_load_rate(&dir, raw_time)).await??;
+            samples.entry(load).or_default().push(r);
         }
     }
 
@@ -240,7 +260,12 @@ pub async fn run(
              -CAcreateserial -out client.crt`, one process per certificate, same CA files. \
              Raw signature: the same CA key signing 400 bytes with SHA-256 in this \
              process (openssl crate), the ceiling of any signer. Ratio: against the \
-             openssl loop, and the share of the raw signature rate.",
+             openssl loop, and the share of the raw signature rate. The last row divides \
+             the certificates of the memory loop below by the CPU time the backend \
+             used for them (`/proc/<pid>/stat`): when it is close to the wall-clock \
+             rate, signing is bound by the backend's own work. \"CA files parsed\" is how \
+             often this process can parse the CA's two PEM files with OpenSSL, as the \
+             extension does at every call (the settings are read at each call).",
             csrs.len()
         ),
     );
@@ -249,7 +274,7 @@ pub async fn run(
         for name in &names {
             s.rows.push(Row::new(name.as_str(), &samples[name]));
         }
-        let [single, batched, cli, raw] = names;
+        let [single, batched, cli, raw, _] = names;
         let (cli_rate, raw_rate) = (s.median(&cli), s.median(&raw));
         for name in [&single, &batched] {
             let mine = s.median(name);
@@ -273,10 +298,30 @@ pub async fn run(
     use_ca(session, ec).await?;
     let before = Rss::of_pid(pid)?;
     let batches = scale.memory_signings.div_ceil(scale.csr_batch);
+    let (cpu_start, wall_start) = (memory::cpu_seconds(pid)?, Instant::now());
     for _ in 0..batches {
         sign_batch(session, csrs.len()).await?;
     }
+    let (cpu, wall) = (
+        memory::cpu_seconds(pid)? - cpu_start,
+        wall_start.elapsed().as_secs_f64(),
+    );
     let after = Rss::of_pid(pid)?;
+    let signed = f64::from(batches * scale.csr_batch);
+    // Whether signing is bound by the backend's CPU or waits on something:
+    // certificates per second of backend CPU time, next to the wall-clock rate.
+    let wall_rate = signed / wall;
+    let cpu_rate = signed / cpu.max(0.01);
+    s.rows.push(Row {
+        ratio: Some(format!(
+            "wall-clock rate {}/s over the same loop",
+            fmt_num(wall_rate)
+        )),
+        ..Row::new(
+            "sign_csr, batched, per second of backend CPU time (EC P-256 CA)",
+            &[cpu_rate],
+        )
+    });
     let growth = Growth {
         what: format!(
             "backend, {} signings (EC P-256 CA)",
