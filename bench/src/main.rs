@@ -349,7 +349,7 @@ async fn run(options: &Options) -> BenchResult<()> {
         header.push(format!("Left out of this run: {}", options.skip.join(", ")));
     }
     let mut md = report::markdown(&header, &sections, &memory);
-    md.push_str("\n");
+    md.push('\n');
     md.push_str(NOTES);
     println!("{md}");
     if let Some(path) = &options.out {
