@@ -12,6 +12,7 @@ mod cert;
 mod dn;
 mod error;
 mod port;
+mod server;
 mod session;
 mod timestamps;
 
@@ -36,6 +37,11 @@ extension_sql_file!(
         ca::functions::install_crl
     ]
 );
+extension_sql_file!(
+    "../../sql/server.sql",
+    name = "server_sql",
+    requires = [server::issue_server_cert, server::server_ca_cert]
+);
 
 /// Registers the settings when the library loads (at the first call of any
 /// pgssl function, or at start with `shared_preload_libraries`). A value set
@@ -43,6 +49,7 @@ extension_sql_file!(
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     ca::register_gucs();
+    server::register_gucs();
     // PostgreSQL 15+: warn about misspelt pgssl.* settings.
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     // SAFETY: called once while the library loads, as PostgreSQL expects.

@@ -420,7 +420,8 @@ mod tests {
 
     #[test]
     fn each_misconfiguration_gets_its_check_and_status() {
-        let cases: Vec<(fn(&mut Facts), (&str, Status))> = vec![
+        type Case = (fn(&mut Facts), (&'static str, Status));
+        let cases: Vec<Case> = vec![
             (|f| f.ssl = false, ("ssl", Status::Fail)),
             (
                 |f| f.min_protocol = "TLSv1".into(),

@@ -6,7 +6,7 @@
 
 mod checks;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use openssl::pkey::PKey;
 use openssl::x509::X509;
@@ -14,6 +14,8 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
+use crate::ca::functions::now;
+use crate::ca::resolve_path;
 use crate::cert;
 use crate::error::{FileProblem, PgsslError};
 use crate::timestamps;
@@ -26,26 +28,9 @@ fn setting(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A configured file name as the server resolves it: relative to the data directory.
-fn resolve(file: &str) -> PathBuf {
-    let path = Path::new(file);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        Path::new(&setting("data_directory")).join(path)
-    }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The certificates of `ssl_cert_file`: the server's own first, then its chain.
 fn read_server_chain() -> Result<(PathBuf, Vec<X509>), PgsslError> {
-    let path = resolve(&setting("ssl_cert_file"));
+    let path = resolve_path(&setting("ssl_cert_file"));
     let pem = std::fs::read(&path).map_err(|e| PgsslError::ServerFile {
         path: path.clone(),
         reason: e.to_string(),
@@ -91,7 +76,7 @@ fn describe(c: &X509, now: i64) -> Value {
 #[pg_extern(volatile, parallel_restricted)]
 fn server_cert() -> JsonB {
     let (path, certs) = read_server_chain().unwrap_or_else(|e| e.report());
-    let now = now_unix();
+    let now = now();
     let mut info = describe(&certs[0], now);
     info["file"] = json!(path.display().to_string());
     info["chain"] = Value::Array(certs[1..].iter().map(|c| describe(c, now)).collect());
@@ -119,7 +104,7 @@ fn server_cert_facts(c: &X509, now: i64) -> ServerCertFacts {
 /// Whether `ssl_key_file` holds the private key of `c`. The key is only
 /// compared, never kept or shown; a key behind a passphrase cannot be told.
 fn key_matches(c: &X509) -> Result<bool, String> {
-    let path = resolve(&setting("ssl_key_file"));
+    let path = resolve_path(&setting("ssl_key_file"));
     let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let key = PKey::private_key_from_pem_callback(&pem, |_| Ok(0))
         .map_err(|_| format!("{} is not an unencrypted PEM private key", path.display()))?;
@@ -170,13 +155,13 @@ fn client_ca_not_after() -> Option<i64> {
     } else {
         configured
     };
-    let pem = std::fs::read(resolve(&file)).ok()?;
+    let pem = std::fs::read(resolve_path(&file)).ok()?;
     let ca = X509::from_pem(&pem).ok()?;
     cert::unix_seconds(ca.not_after())
 }
 
 fn gather() -> Facts {
-    let now = now_unix();
+    let now = now();
     let chain = read_server_chain();
     let (server_cert, key_matches) = match &chain {
         Ok((_, certs)) => (

@@ -484,6 +484,13 @@ fn write_new(file: CaFile, path: &Path, bytes: &[u8], mode: u32) -> Result<(), C
 /// directory, flushed, then renamed over it, so a reader sees the old file or
 /// the new one and never a part.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomically`] with the new file's permission bits (less the
+/// server's umask), e.g. 0600 for a private key: the temporary file has them
+/// from its creation, so the key is never readable by others, not even briefly.
+pub fn write_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -498,7 +505,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&tmp)?;
         out.write_all(bytes)?;
         out.sync_all()?;

@@ -28,21 +28,21 @@ const SERIAL_ATTEMPTS: usize = 4;
 /// Longest `next_update_days` of a CRL.
 const MAX_CRL_DAYS: i32 = 366;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-fn crypto(doing: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> PgsslError {
+pub(crate) fn crypto(doing: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> PgsslError {
     move |e| PgsslError::Internal {
         doing,
         reason: e.to_string(),
     }
 }
 
-fn require_superuser(function: &'static str) {
+pub(crate) fn require_superuser(function: &'static str) {
     // SAFETY: a plain catalog lookup of the current user, valid in any
     // transaction; it raises its own ERROR if the catalog read fails.
     if !unsafe { pg_sys::superuser() } {

@@ -72,7 +72,7 @@ pub fn register_gucs() {
 /// A path setting resolved against the data directory. The backend's working
 /// directory is the data directory too; resolving here makes messages show
 /// the full path.
-fn resolve(setting: &GucSetting<Option<CString>>) -> PathBuf {
+pub(crate) fn resolve(setting: &GucSetting<Option<CString>>) -> PathBuf {
     let value = setting.get();
     let text = value
         .as_deref()
@@ -82,7 +82,7 @@ fn resolve(setting: &GucSetting<Option<CString>>) -> PathBuf {
     resolve_path(&text)
 }
 
-fn resolve_path(text: &str) -> PathBuf {
+pub(crate) fn resolve_path(text: &str) -> PathBuf {
     let path = PathBuf::from(text);
     if path.is_absolute() {
         return path;
