@@ -40,3 +40,9 @@ say "Building and installing the pgssl extension into PostgreSQL $PG_MAJOR"
 install_flags=(--pg-config "$PG_CONFIG")
 [ "${#SUDO[@]}" -eq 0 ] || install_flags+=(--sudo)
 (cd pgssl_ext && cargo pgrx install "${install_flags[@]}")
+
+say "Building the pgssl command and putting it on PATH"
+# A link to the workspace's dev build, which the tests share, so no second build.
+cargo build --quiet -p pgssl_client --bin pgssl
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+"${SUDO[@]}" ln -sf "$target_dir/debug/pgssl" /usr/local/bin/pgssl

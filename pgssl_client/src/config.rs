@@ -167,7 +167,7 @@ pub enum Endpoint {
 }
 
 /// A parsed libpq connection string with libpq's environment fallbacks and defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
     home: Option<PathBuf>,
@@ -175,6 +175,31 @@ pub struct Config {
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) min_version: Option<TlsVersion>,
     pub(crate) max_version: Option<TlsVersion>,
+}
+
+impl std::fmt::Debug for Config {
+    /// Passwords are not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    if matches!(*k, "password" | "sslpassword") {
+                        "********"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("Config")
+            .field("options", &shown)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
 }
 
 impl std::str::FromStr for Config {
@@ -806,9 +831,24 @@ fn store(
     key: &str,
     value: String,
 ) -> Result<(), Error> {
-    let key = known_key(key).ok_or_else(|| Error::UnknownOption { key: key.into() })?;
+    let (key, value) =
+        canonical(key, value).ok_or_else(|| Error::UnknownOption { key: key.into() })?;
     values.insert(key, value);
     Ok(())
+}
+
+/// The key as stored, or `None` for an unknown key. libpq 15 still takes the pre-9.2
+/// `requiressl`, as `sslmode`: 1 means require, anything else prefer.
+fn canonical(key: &str, value: String) -> Option<(&'static str, String)> {
+    if key == "requiressl" {
+        let mode = if value.starts_with('1') {
+            "require"
+        } else {
+            "prefer"
+        };
+        return Some(("sslmode", mode.to_string()));
+    }
+    known_key(key).map(|k| (k, value))
 }
 
 /// Parses a connection string into the options it sets explicitly.
@@ -1098,9 +1138,9 @@ fn parse_uri_params(
         } else {
             (key, value)
         };
-        match known_key(&key) {
-            Some(k) => {
-                values.insert(k, value);
+        match canonical(&key, value) {
+            Some((k, v)) => {
+                values.insert(k, v);
             }
             None => {
                 return Err(Error::Syntax {
@@ -1202,6 +1242,11 @@ mod tests {
             "unterminated quoted string in connection info string"
         );
         assert_eq!(err("hots=x"), "invalid connection option \"hots\"");
+        assert_eq!(parse("requiressl=1").unwrap().ssl_mode(), SslMode::Require);
+        assert_eq!(
+            parse("sslmode=disable requiressl=0").unwrap().ssl_mode(),
+            SslMode::Prefer
+        );
         assert_eq!(
             err("sslpasswd=x"),
             "invalid connection option \"sslpasswd\""
@@ -1541,6 +1586,17 @@ mod tests {
             None,
             "a file others can read is ignored"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let c = parse("password=s3cret sslpassword=k3y user=u").unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        assert!(shown.contains("\"user\": \"u\""), "{shown}");
     }
 
     #[test]

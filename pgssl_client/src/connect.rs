@@ -62,7 +62,7 @@ impl Connector {
     pub fn make_tls(&self) -> Result<MakeTls, Error> {
         let setup = self.tls.clone()?;
         Ok(MakeTls::with_log(
-            setup,
+            Some(setup),
             Arc::new(Mutex::new(AttemptLog::default())),
         ))
     }
@@ -107,9 +107,11 @@ impl Connector {
         }
         if self.config.ssl_mode == SslMode::VerifyFull {
             if let Endpoint::Tcp { host: None, .. } = endpoint {
-                return Err(Error::HostNameMismatch {
-                    expected: String::new(),
-                    presented: Vec::new(),
+                // libpq: "host name must be specified for a verified SSL connection".
+                return Err(Error::InvalidValue {
+                    key: "host".into(),
+                    value: String::new(),
+                    expected: "a host name to check the certificate against (sslmode=verify-full with only hostaddr)",
                 });
             }
         }
@@ -169,10 +171,9 @@ impl Connector {
         }
         let log = Arc::new(Mutex::new(AttemptLog::default()));
         let setup = match &self.tls {
-            Ok(setup) => setup.clone(),
-            // tokio-postgres never asks for TLS with sslmode=disable, but the connection's
-            // type still needs a TLS factory.
-            Err(_) if mode == TpMode::Disable => placeholder_setup().map_err(|e| (e, false))?,
+            Ok(setup) => Some(setup.clone()),
+            // tokio-postgres does not ask for TLS with sslmode=disable.
+            Err(_) if mode == TpMode::Disable => None,
             Err(e) => return Err((e.clone(), false)),
         };
         let make_tls = MakeTls::with_log(setup, log.clone());
@@ -183,20 +184,6 @@ impl Connector {
             Err(e) => Err((classify(endpoint, e, self.config.ssl_mode), log.tls_started)),
         }
     }
-}
-
-fn placeholder_setup() -> Result<Arc<TlsSetup>, Error> {
-    static SETUP: std::sync::OnceLock<Result<Arc<TlsSetup>, Error>> = std::sync::OnceLock::new();
-    SETUP
-        .get_or_init(|| {
-            let config = Config::from_conninfo_with_env(
-                "sslmode=require sslrootcert=/nonexistent sslcert=/nonexistent",
-                &|_| None,
-                None,
-            )?;
-            TlsSetup::new(&config).map(Arc::new)
-        })
-        .clone()
 }
 
 fn endpoint_text(e: &Endpoint) -> String {

@@ -177,14 +177,20 @@ fn cert_json(der: &[u8]) -> Value {
     })
 }
 
-fn verification_text(v: Verification, host: Option<&str>) -> String {
+fn verification_text(v: Verification, crl: bool, host: Option<&str>) -> String {
+    let chain = if crl {
+        "certificate chain to a trusted root, validity dates, revocation (CRL)"
+    } else {
+        "certificate chain to a trusted root, validity dates (no CRL)"
+    };
     match v {
-        Verification::None => "nothing (no root certificate; the server is not authenticated)".into(),
-        Verification::Chain => "certificate chain to a trusted root, validity dates, CRL if given".into(),
-        Verification::ChainAndHostName => format!(
-            "certificate chain to a trusted root, validity dates, CRL if given, and host name \"{}\"",
-            host.unwrap_or("")
-        ),
+        Verification::None => {
+            "nothing (no root certificate; the server is not authenticated)".into()
+        }
+        Verification::Chain => chain.into(),
+        Verification::ChainAndHostName => {
+            format!("{chain}, and host name \"{}\"", host.unwrap_or(""))
+        }
     }
 }
 
@@ -258,7 +264,7 @@ async fn build_report(
         json!({
             "version": t.version,
             "cipher": t.cipher,
-            "verified": verification_text(t.verification, host.as_deref()),
+            "verified": verification_text(t.verification, t.crl_checked, host.as_deref()),
             "client_certificate": t.client_cert.as_ref().map(|p| p.display().to_string()),
             "server_certificates": t.peer_chain.iter().map(|c| cert_json(c)).collect::<Vec<_>>(),
         })

@@ -51,6 +51,7 @@ pub(crate) struct TlsSetup {
     enable_sni: bool,
     alpn: bool,
     pub(crate) verification: Verification,
+    pub(crate) crl_checked: bool,
     pub(crate) client_cert: Option<PathBuf>,
 }
 
@@ -59,10 +60,11 @@ impl TlsSetup {
     /// `initialize_SSL` does, and builds the rustls configuration.
     pub(crate) fn new(config: &Config) -> Result<TlsSetup, Error> {
         let mode = config.ssl_mode;
-        let (store, cacheable) = match load_roots(config)? {
-            Some((store, crl_checked)) => (Some(store), !crl_checked),
+        let (store, crl_checked) = match load_roots(config)? {
+            Some((store, crl_checked)) => (Some(store), crl_checked),
             None => (None, false),
         };
+        let cacheable = store.is_some() && !crl_checked;
         let verification = match (&store, mode) {
             (None, _) => Verification::None,
             (Some(_), SslMode::VerifyFull) => Verification::ChainAndHostName,
@@ -107,6 +109,7 @@ impl TlsSetup {
             enable_sni,
             alpn,
             verification,
+            crl_checked,
             client_cert,
         })
     }
@@ -185,6 +188,14 @@ fn load_roots(config: &Config) -> Result<Option<(Arc<X509Store>, bool)>, Error> 
         reason: format!("OpenSSL: {e}"),
     };
     let mut builder = X509StoreBuilder::new().map_err(internal)?;
+    // libssl verifies the chain at the security level of the SSL context (from the system's
+    // openssl.cnf; level 1 when it says nothing): weak keys and digests are refused there.
+    let level = openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls_client())
+        .map(|b| b.build().security_level())
+        .unwrap_or(1);
+    let mut param = openssl::x509::verify::X509VerifyParam::new().map_err(internal)?;
+    param.set_auth_level(i32::try_from(level).unwrap_or(1));
+    builder.set_param(&param).map_err(internal)?;
     // OpenSSL verifies a server's chain for the "SSL server" purpose.
     builder
         .set_purpose(X509PurposeId::SSL_SERVER)
@@ -705,6 +716,8 @@ pub struct TlsInfo {
     pub peer_chain: Vec<Vec<u8>>,
     /// What was verified about them.
     pub verification: Verification,
+    /// Whether the chain was also checked against CRLs (sslcrl, sslcrldir, ~/.postgresql/root.crl).
+    pub crl_checked: bool,
     /// The client certificate file sent, if any.
     pub client_cert: Option<PathBuf>,
 }
@@ -725,14 +738,15 @@ pub(crate) struct AttemptLog {
 /// and [`crate::Connector`] implement libpq's retries.
 #[derive(Clone)]
 pub struct MakeTls {
-    setup: Arc<TlsSetup>,
+    /// `None` for plaintext-only attempts, where tokio-postgres still asks for a connector.
+    setup: Option<Arc<TlsSetup>>,
     log: Option<Arc<Mutex<AttemptLog>>>,
 }
 
 impl fmt::Debug for MakeTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MakeTls")
-            .field("verification", &self.setup.verification)
+            .field("verification", &self.setup.as_ref().map(|s| s.verification))
             .finish()
     }
 }
@@ -741,12 +755,12 @@ impl MakeTls {
     /// Reads the configuration's certificate files and builds the TLS configuration.
     pub fn new(config: &Config) -> Result<MakeTls, Error> {
         Ok(MakeTls {
-            setup: Arc::new(TlsSetup::new(config)?),
+            setup: Some(Arc::new(TlsSetup::new(config)?)),
             log: None,
         })
     }
 
-    pub(crate) fn with_log(setup: Arc<TlsSetup>, log: Arc<Mutex<AttemptLog>>) -> MakeTls {
+    pub(crate) fn with_log(setup: Option<Arc<TlsSetup>>, log: Arc<Mutex<AttemptLog>>) -> MakeTls {
         MakeTls {
             setup,
             log: Some(log),
@@ -773,7 +787,7 @@ where
 
 /// One TLS handshake towards one host; made by [`MakeTls`].
 pub struct TlsConnector {
-    setup: Arc<TlsSetup>,
+    setup: Option<Arc<TlsSetup>>,
     host: String,
     log: Option<Arc<Mutex<AttemptLog>>>,
 }
@@ -806,7 +820,10 @@ where
             if let Some(log) = &self.log {
                 log.lock().expect("attempt log").tls_started = true;
             }
-            let (config, name) = self.setup.for_host(&self.host)?;
+            let setup = self.setup.as_ref().ok_or_else(|| Error::Tls {
+                reason: "TLS is not configured for this attempt".into(),
+            })?;
+            let (config, name) = setup.for_host(&self.host)?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, stream)
                 .await
@@ -829,8 +846,9 @@ where
                         .iter()
                         .map(|c| c.to_vec())
                         .collect(),
-                    verification: self.setup.verification,
-                    client_cert: self.setup.client_cert.clone(),
+                    verification: setup.verification,
+                    crl_checked: setup.crl_checked,
+                    client_cert: setup.client_cert.clone(),
                 };
                 log.lock().expect("attempt log").info = Some(info);
             }
@@ -980,9 +998,61 @@ mod tests {
             chain_error(&with_crl, &ca.issue(&CertSpec::server()).cert),
             None
         );
+        // The same CRL found through sslcrldir (a directory `openssl rehash` indexed).
+        let crl_dir = d.join("crls");
+        fs::create_dir(&crl_dir).unwrap();
+        fs::write(crl_dir.join("ca.crl"), ca.crl(&[&revoked])).unwrap();
+        pgssl_tests::openssl(d, &["rehash", crl_dir.to_str().unwrap()]);
+        let with_dir = roots(d, &format!("sslcrldir={}", crl_dir.display()));
+        assert!(chain_error(&with_dir, &revoked)
+            .unwrap()
+            .contains("certificate revoked"));
         // An unreadable CRL is ignored, as libpq ignores it.
         let missing_crl = roots(d, &format!("sslcrl={}/none.crl", d.display()));
         assert_eq!(chain_error(&missing_crl, &revoked), None);
+    }
+
+    #[test]
+    fn weak_keys_are_refused_at_libssls_security_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A 512-bit RSA leaf: below security level 1 (80 bits), which libssl applies at the
+        // least, so libpq's OpenSSL refuses it.
+        pgssl_tests::openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-nodes",
+                "-out",
+                "root.crt",
+                "-keyout",
+                "ca.key",
+                "-subj",
+                "/CN=weak test CA",
+            ],
+        );
+        pgssl_tests::openssl(d, &["genrsa", "-out", "weak.key", "512"]);
+        pgssl_tests::openssl(
+            d,
+            &[
+                "req", "-new", "-key", "weak.key", "-out", "weak.csr", "-subj", "/CN=weak",
+            ],
+        );
+        pgssl_tests::openssl(
+            d,
+            &[
+                "x509", "-req", "-in", "weak.csr", "-CA", "root.crt", "-CAkey", "ca.key", "-days",
+                "1", "-out", "weak.crt",
+            ],
+        );
+        let store = roots(d, "");
+        let weak = X509::from_pem(&fs::read(d.join("weak.crt")).unwrap()).unwrap();
+        let err = chain_error(&store, &weak).expect("refused");
+        assert!(err.contains("key too weak"), "{err}");
     }
 
     #[test]
@@ -1200,8 +1270,9 @@ mod tests {
             .unwrap_err();
         assert!(format!("{err:?}").contains("HostNameMismatch"), "{err}");
         // Outside the certificate's validity the remembered outcome does not apply.
-        let later =
-            UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs() + 10 * 86_400));
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.as_secs() + 2 * 365 * 86_400,
+        ));
         assert!(!v.cached(leaf.as_ref(), &[], "localhost", later.as_secs() as i64));
     }
 }

@@ -195,6 +195,7 @@ fn enroll_then_check() {
          WHERE n.nspname = 'pgssl' AND p.proname = 'enroll'",
     ) == "1";
     if real {
+        println!("using the extension's pgssl.enroll (init_ca, ssl_ca_file = pgssl_ca.crt)");
         // The CA branch's pgssl.enroll: a CA in the data directory that the server trusts.
         cluster.sql("SELECT pgssl.init_ca('pgssl test client CA') IS NOT NULL");
         cluster.sql("ALTER SYSTEM SET ssl_ca_file = 'pgssl_ca.crt'");

@@ -259,14 +259,6 @@ impl Ca {
         };
         b.append_extension(ski).unwrap();
         b.append_extension(aki).unwrap();
-        // ... and a cRLNumber (1).
-        let number = X509Extension::new_from_der(
-            &Asn1Object::from_str("2.5.29.20").unwrap(),
-            false,
-            &Asn1OctetString::new_from_bytes(&[0x02, 0x01, 0x01]).unwrap(),
-        )
-        .unwrap();
-        b.append_extension(number).unwrap();
         if let Some(san) = san {
             b.append_extension(san).unwrap();
         }

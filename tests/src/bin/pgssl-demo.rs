@@ -57,5 +57,78 @@ fn main() {
         &conninfo,
         "SELECT pid, usename, ssl, version, client_dn FROM pgssl.connections",
     );
+    enroll_and_check(&cluster);
     println!("\nThe cluster is stopped and removed now.");
+}
+
+/// The `pgssl` command: `PGSSL_BIN`, else `pgssl` on PATH (scripts/setup.sh links it).
+fn pgssl_command() -> Option<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os("PGSSL_BIN") {
+        return Some(bin.into());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("pgssl"))
+        .find(|p| p.is_file())
+}
+
+fn run_pgssl(pgssl: &std::path::Path, cluster: &TlsCluster, args: &[&str]) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    println!("\n$ pgssl {}", shown.join(" "));
+    let out = pgssl_tests::clean_command(pgssl, &cluster.dir("home"))
+        .args(args)
+        .output()
+        .expect("pgssl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "pgssl failed");
+    stdout
+}
+
+/// The full loop with the pgssl command: a certificate by `pgssl enroll` over a password
+/// login, then `pgssl check` with `sslmode=verify-full` and that certificate.
+fn enroll_and_check(cluster: &TlsCluster) {
+    let Some(pgssl) = pgssl_command() else {
+        println!("\n(pgssl is not on PATH: scripts/setup.sh links it; skipping the enroll demo)");
+        return;
+    };
+    let has_enroll = cluster.sql(
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'pgssl' AND p.proname = 'enroll'",
+    ) == "1";
+    if !has_enroll {
+        println!("\n(this build of the extension has no pgssl.enroll; skipping the enroll demo)");
+        return;
+    }
+    println!("\nNow bob, who has only a password, gets a certificate from the database's own CA.");
+    println!("The server trusts that CA for client certificates (ssl_ca_file = 'pgssl_ca.crt').");
+    cluster.sql("SELECT pgssl.init_ca('pgssl demo client CA') IS NOT NULL");
+    cluster.sql("ALTER SYSTEM SET ssl_ca_file = 'pgssl_ca.crt'");
+    cluster.sql("SELECT pg_reload_conf()");
+    cluster.sql("CREATE ROLE bob LOGIN PASSWORD 'demo-password'");
+    cluster.sql("GRANT EXECUTE ON FUNCTION pgssl.enroll(text, integer) TO bob");
+    let out_dir = cluster.dir("bob");
+    // The fixture's pg_hba.conf takes passwords from bob only without TLS
+    // (hostnossl ... scram-sha-256) and certificates over TLS (hostssl ... cert).
+    let login = cluster.conninfo(&format!(
+        "user=bob password=demo-password sslmode=disable sslrootcert={}",
+        cluster.root_cert.display()
+    ));
+    let out_arg = out_dir.display().to_string();
+    let enrolled = run_pgssl(&pgssl, cluster, &["enroll", &login, "--out", &out_arg]);
+    let conninfo = enrolled
+        .lines()
+        .last()
+        .expect("pgssl enroll prints the conninfo")
+        .to_string();
+    run_pgssl(&pgssl, cluster, &["check", &conninfo]);
 }
