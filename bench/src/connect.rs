@@ -122,6 +122,12 @@ async fn rate(entry: &Entry, pgbench: &Arc<Pgbench>, total: u32, tasks: u32) -> 
     rate.map_err(|e| format!("connection set-up, {}: {e}", entry.name).into())
 }
 
+/// `items` starting at position `round` (modulo their count), wrapping around.
+pub fn rotated<T>(items: &[T], round: usize) -> impl Iterator<Item = &T> {
+    let start = round % items.len().max(1);
+    items[start..].iter().chain(&items[..start])
+}
+
 /// Runs every entry sequentially and with [`CONCURRENCY`] tasks, rounds interleaved.
 pub async fn run(
     entries: &[Entry],
@@ -136,11 +142,14 @@ pub async fn run(
     let mut concurrent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for round in 0..scale.rounds {
         eprintln!("  connection set-up, round {}/{}", round + 1, scale.rounds);
-        for entry in entries {
+        // Each round starts with another contender, so that none always runs
+        // right after the same neighbour (e.g. while the backends of the
+        // previous block are still exiting).
+        for entry in rotated(entries, round) {
             let r = rate(entry, &pgbench, scale.connections, 1).await?;
             sequential.entry(&entry.name).or_default().push(r);
         }
-        for entry in entries {
+        for entry in rotated(entries, round) {
             let r = rate(entry, &pgbench, scale.connections * 2, CONCURRENCY).await?;
             concurrent.entry(&entry.name).or_default().push(r);
         }

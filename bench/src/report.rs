@@ -299,8 +299,8 @@ cargo run -p pgssl_bench -- --quick --out F    # smoke run, table to F
 
 One throwaway TLS cluster (PostgreSQL 15 on 127.0.0.1, `fsync = off`) serves
 every comparison of one run. Each figure is the median of several rounds;
-rounds interleave the contenders, so that drift on a shared machine hits them
-alike. Ratios are between medians of the same run; absolute figures from a
+rounds interleave the contenders (each round starting with another one), so
+that drift on a shared machine hits them alike. Ratios are between medians of the same run; absolute figures from a
 shared, noisy machine are only indicative. Targets are the goals of issue 6,
 not test assertions.
 ";
@@ -314,6 +314,19 @@ mod tests {
         let s = Stats::of(&[3.0, 1.0, 2.0]);
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+    }
+
+    #[test]
+    fn rounds_rotate_the_order() {
+        let items = [1, 2, 3];
+        let order = |r| {
+            crate::connect::rotated(&items, r)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(0), [1, 2, 3]);
+        assert_eq!(order(1), [2, 3, 1]);
+        assert_eq!(order(4), [2, 3, 1]);
     }
 
     #[test]

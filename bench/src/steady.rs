@@ -66,7 +66,7 @@ pub async fn run(
     }
     for round in 0..scale.rounds {
         eprintln!("  steady state, round {}/{}", round + 1, scale.rounds);
-        for (name, session) in sessions {
+        for (name, session) in crate::connect::rotated(sessions, round) {
             trips
                 .entry(name)
                 .or_default()
@@ -78,7 +78,7 @@ pub async fn run(
             scale.round_trips,
             false,
         )?);
-        for (name, session) in sessions {
+        for (name, session) in crate::connect::rotated(sessions, round) {
             copies
                 .entry(name)
                 .or_default()
