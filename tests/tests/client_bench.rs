@@ -28,24 +28,31 @@ async fn connection_setup_time() {
     let home = tempfile::tempdir().unwrap();
 
     // pgssl: the Connector reads the files and builds the rustls configuration once.
-    let connector = Connector::new(Config::from_conninfo_with_env(&conninfo, &|_| None, Some(home.path())).unwrap());
+    let connector = Connector::new(
+        Config::from_conninfo_with_env(&conninfo, &|_| None, Some(home.path())).unwrap(),
+    );
     let pgssl_tls = pgssl_client::MakeTls::new(connector.config()).unwrap();
     let pgssl_config = connector.config().to_tokio_postgres();
 
     // Stock tokio-postgres-rustls with rustls' WebPkiServerVerifier, config built once.
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(cluster.ca.cert.to_der().unwrap())).unwrap();
-    let cert = openssl::x509::X509::from_pem(&std::fs::read(&files.cert).unwrap()).unwrap();
-    let key = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&files.key).unwrap()).unwrap();
-    let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![CertificateDer::from(cert.to_der().unwrap())],
-            PrivateKeyDer::try_from(key.private_key_to_pkcs8().unwrap()).unwrap(),
-        )
+    roots
+        .add(CertificateDer::from(cluster.ca.cert.to_der().unwrap()))
         .unwrap();
+    let cert = openssl::x509::X509::from_pem(&std::fs::read(&files.cert).unwrap()).unwrap();
+    let key =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&files.key).unwrap()).unwrap();
+    let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from(cert.to_der().unwrap())],
+        PrivateKeyDer::try_from(key.private_key_to_pkcs8().unwrap()).unwrap(),
+    )
+    .unwrap();
     let stock_tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
     let mut stock_config = tokio_postgres::Config::new();
     stock_config
@@ -90,17 +97,33 @@ async fn connection_setup_time() {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pgbench: {report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pgbench: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let libpq: f64 = report
         .lines()
         .find_map(|l| l.strip_prefix("average connection time = "))
         .and_then(|v| v.trim_end_matches(" ms").parse().ok())
         .unwrap_or_else(|| panic!("no connection time in: {report}"));
 
-    let (pgssl, pooled, stock) = (per_connection(pgssl), per_connection(pooled), per_connection(stock));
+    let (pgssl, pooled, stock) = (
+        per_connection(pgssl),
+        per_connection(pooled),
+        per_connection(stock),
+    );
     println!("connection set-up, verify-full + client certificate, {N} connections:");
     println!("  pgssl_client Connector {pgssl:.3} ms");
-    println!("  pgssl_client MakeTls   {pooled:.3} ms  (the pool path: tokio_postgres::Config::connect)");
-    println!("  tokio-postgres-rustls  {stock:.3} ms  (pgssl is {:.2}x its speed)", stock / pgssl);
-    println!("  libpq (pgbench -C)     {libpq:.3} ms  (pgssl is {:.2}x its speed)", libpq / pgssl);
+    println!(
+        "  pgssl_client MakeTls   {pooled:.3} ms  (the pool path: tokio_postgres::Config::connect)"
+    );
+    println!(
+        "  tokio-postgres-rustls  {stock:.3} ms  (pgssl is {:.2}x its speed)",
+        stock / pgssl
+    );
+    println!(
+        "  libpq (pgbench -C)     {libpq:.3} ms  (pgssl is {:.2}x its speed)",
+        libpq / pgssl
+    );
 }

@@ -1,0 +1,374 @@
+//! `pgssl setup`: turn TLS on for a cluster, with certificates from its own CAs,
+//! in one command; `pgssl setup --rotate`: replace the server certificate while
+//! the server runs.
+//!
+//! Everything happens over a superuser connection, through the extension's SQL
+//! functions and `ALTER SYSTEM`, so it works the same from the database host or
+//! from afar. Only `--edit-hba` touches a file directly, and so runs where the
+//! server's `pg_hba.conf` is.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pgssl_client::{Config, Connector, Endpoint};
+use serde_json::Value;
+use tokio_postgres::Client;
+
+use crate::{config_from_arg, conninfo_value, write_file};
+
+/// What `pgssl setup` was asked to do.
+pub(crate) struct SetupArgs {
+    pub conninfo: Option<String>,
+    pub hostnames: Vec<String>,
+    pub root_cert: PathBuf,
+    pub days: Option<i32>,
+    pub rotate: bool,
+    pub edit_hba: bool,
+    pub force: bool,
+    pub wait: Duration,
+}
+
+/// The `pg_hba.conf` lines that admit TCP clients only over TLS.
+const HBA_LINES: &str = "\
+# pgssl setup: TCP clients only over TLS; password (SCRAM) or a client certificate from the pgssl CA.
+hostssl all all 0.0.0.0/0 scram-sha-256
+hostssl all all ::/0      scram-sha-256
+# For client certificates instead (pgssl enroll), use: hostssl all all 0.0.0.0/0 cert
+";
+
+fn sql_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> String {
+    move |e| match e.as_db_error() {
+        Some(db) => format!("{doing}: {} (SQLSTATE {})", db.message(), db.code().code()),
+        None => format!("{doing}: {e}"),
+    }
+}
+
+async fn text(client: &Client, sql: &str, doing: &'static str) -> Result<Option<String>, String> {
+    let row = client.query_one(sql, &[]).await.map_err(sql_error(doing))?;
+    Ok(row.get(0))
+}
+
+/// Whether a file exists in the data directory, as the server sees it.
+async fn server_file_exists(client: &Client, setting: &str) -> Result<bool, String> {
+    let sql = format!(
+        "SELECT pg_catalog.pg_stat_file(pg_catalog.current_setting('{setting}'), true) IS NOT NULL"
+    );
+    Ok(text(
+        client,
+        &format!("SELECT ({sql})::text"),
+        "looking for the CA files",
+    )
+    .await?
+    .as_deref()
+        == Some("true"))
+}
+
+/// Makes the client CA with `pgssl.init_ca()` when neither of its files exists.
+async fn ensure_client_ca(client: &Client) -> Result<bool, String> {
+    let cert = server_file_exists(client, "pgssl.ca_cert_file").await?;
+    let key = server_file_exists(client, "pgssl.ca_key_file").await?;
+    match (cert, key) {
+        (true, true) => Ok(false),
+        (false, false) => {
+            client.query_one("SELECT pgssl.init_ca()", &[]).await.map_err(sql_error("making the client CA"))?;
+            Ok(true)
+        }
+        _ => Err("the client CA is half there: pgssl.ca_cert_file and pgssl.ca_key_file must both exist, or neither".into()),
+    }
+}
+
+/// The names the current server certificate is for, to rotate it for the same names.
+async fn current_hostnames(client: &Client) -> Result<Vec<String>, String> {
+    let info = text(
+        client,
+        "SELECT pgssl.server_cert()::text",
+        "reading the server certificate",
+    )
+    .await?;
+    let info: Value =
+        serde_json::from_str(info.as_deref().unwrap_or("null")).map_err(|e| e.to_string())?;
+    let names: Vec<String> = info["subject_alt_names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str())
+        .filter_map(|n| n.strip_prefix("DNS:").or_else(|| n.strip_prefix("IP:")))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return Err(
+            "the current server certificate names no host (no DNS or IP SAN): give --hostname"
+                .into(),
+        );
+    }
+    Ok(names)
+}
+
+/// Refuses to replace a root certificate file that holds something else.
+fn check_root_cert_file(path: &Path, server_ca_pem: &str, force: bool) -> Result<(), String> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if existing.trim() == server_ca_pem.trim() || force => Ok(()),
+        Ok(_) => Err(format!(
+            "{} exists and holds another certificate; use --force to replace it, or --root-cert to name another file",
+            path.display()
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Connects to `host` with verify-full against `root` until the TLS handshake and
+/// the certificate check succeed (a refused login after that still counts: TLS
+/// answered), or `wait` runs out.
+async fn wait_for_tls(
+    config: &Config,
+    host: &str,
+    port: u16,
+    root: &Path,
+    wait: Duration,
+) -> Result<(), String> {
+    let mut pairs = vec![
+        ("host", host.to_string()),
+        ("port", port.to_string()),
+        ("sslmode", "verify-full".to_string()),
+        ("sslrootcert", root.display().to_string()),
+        ("connect_timeout", "5".to_string()),
+    ];
+    for key in ["user", "dbname", "password", "sslcert", "sslkey"] {
+        if let Some(value) = config.get(key) {
+            pairs.push((key, value.to_string()));
+        }
+    }
+    let conninfo = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", conninfo_value(v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let probe =
+        Config::from_conninfo_with_env(&conninfo, &|_| None, None).map_err(|e| e.to_string())?;
+    let connector = Connector::new(probe);
+    let deadline = Instant::now() + wait;
+    loop {
+        let error = match connector.connect().await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        // The server asking for a password we do not have, or refusing the login
+        // (SQLSTATE class 28), both come after the handshake and the certificate
+        // check: TLS is up.
+        let asked_for_password = error.to_string().contains("password missing");
+        let login_refused = error
+            .as_db_error()
+            .is_some_and(|db| db.code().code().starts_with("28"));
+        if asked_for_password || login_refused {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "TLS did not answer on {host}:{port} within {} s: {error}",
+                wait.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Adds [`HBA_LINES`] at the top of `pg_hba.conf`, after a backup copy.
+fn edit_hba(hba_file: &Path) -> Result<PathBuf, String> {
+    let current = std::fs::read_to_string(hba_file).map_err(|e| {
+        format!(
+            "cannot read {} (--edit-hba runs on the database host): {e}",
+            hba_file.display()
+        )
+    })?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let backup = hba_file.with_file_name(format!(
+        "{}.pgssl-backup-{stamp}",
+        hba_file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    std::fs::copy(hba_file, &backup)
+        .map_err(|e| format!("cannot back up {}: {e}", hba_file.display()))?;
+    let meta = std::fs::metadata(hba_file).map_err(|e| e.to_string())?;
+    let tmp = hba_file.with_extension("pgssl-new");
+    write_file(
+        &tmp,
+        format!("{HBA_LINES}\n{current}").as_bytes(),
+        meta.mode() & 0o777,
+    )?;
+    // The server must still read it: keep the owner (we may run as root).
+    if let Err(e) = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid())) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "cannot give the new {} its owner back: {e}",
+            hba_file.display()
+        ));
+    }
+    std::fs::rename(&tmp, hba_file)
+        .map_err(|e| format!("cannot replace {}: {e}", hba_file.display()))?;
+    Ok(backup)
+}
+
+pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
+    let config = config_from_arg(args.conninfo.as_deref())?;
+    let connector = Connector::new(config.clone());
+    let (client, connection, info) = connector
+        .connect_with_info()
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(connection);
+    let port = match &info.endpoint {
+        Endpoint::Tcp { port, .. } | Endpoint::Unix { port, .. } => *port,
+    };
+
+    let superuser = text(
+        &client,
+        "SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user",
+        "checking the role",
+    )
+    .await?;
+    if superuser.as_deref() != Some("true") {
+        return Err("pgssl setup needs a superuser connection: it makes CAs, writes files into the data directory and runs ALTER SYSTEM".into());
+    }
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pgssl; LOAD 'pgssl'")
+        .await
+        .map_err(sql_error("creating the pgssl extension"))?;
+
+    let hostnames = match (args.hostnames.is_empty(), args.rotate) {
+        (false, _) => args.hostnames.clone(),
+        (true, true) => current_hostnames(&client).await?,
+        (true, false) => {
+            return Err("name the hosts clients connect by: --hostname NAME (repeatable)".into())
+        }
+    };
+    // The server certificate first: it checks the names and days before it
+    // writes anything, so a refused setup leaves the cluster as it was.
+    let issued = client
+        .query_one(
+            "SELECT pgssl.issue_server_cert($1::text[], coalesce($2, 397))::text",
+            &[&hostnames, &args.days],
+        )
+        .await
+        .map_err(sql_error("issuing the server certificate"))?;
+    let issued: Value =
+        serde_json::from_str(&issued.get::<_, String>(0)).map_err(|e| e.to_string())?;
+    let client_ca_created = if args.rotate {
+        false
+    } else {
+        ensure_client_ca(&client).await?
+    };
+    let server_ca_pem = text(
+        &client,
+        "SELECT pgssl.server_ca_cert()",
+        "reading the server CA",
+    )
+    .await?
+    .unwrap_or_default();
+    check_root_cert_file(&args.root_cert, &server_ca_pem, args.force)?;
+
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let mut statements = vec![
+        format!(
+            "ALTER SYSTEM SET ssl_cert_file = {}",
+            quote(issued["ssl_cert_file"].as_str().unwrap_or_default())
+        ),
+        format!(
+            "ALTER SYSTEM SET ssl_key_file = {}",
+            quote(issued["ssl_key_file"].as_str().unwrap_or_default())
+        ),
+    ];
+    if !args.rotate {
+        let ca_file = text(
+            &client,
+            "SELECT current_setting('pgssl.ca_cert_file')",
+            "reading pgssl.ca_cert_file",
+        )
+        .await?;
+        statements.push(format!(
+            "ALTER SYSTEM SET ssl_ca_file = {}",
+            quote(ca_file.as_deref().unwrap_or_default())
+        ));
+        statements.push("ALTER SYSTEM SET ssl = on".into());
+    }
+    for statement in &statements {
+        client
+            .batch_execute(statement)
+            .await
+            .map_err(sql_error("configuring the server"))?;
+    }
+    let hba_backup = if args.edit_hba {
+        let hba_file = text(
+            &client,
+            "SELECT current_setting('hba_file')",
+            "finding pg_hba.conf",
+        )
+        .await?
+        .unwrap_or_default();
+        Some(edit_hba(Path::new(&hba_file))?)
+    } else {
+        None
+    };
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .map_err(sql_error("reloading the configuration"))?;
+    drop(client);
+    let _ = driver.await;
+
+    write_file(&args.root_cert, server_ca_pem.as_bytes(), 0o644)?;
+    for host in &hostnames {
+        wait_for_tls(&config, host, port, &args.root_cert, args.wait).await?;
+    }
+
+    let serial = issued["serial_hex"].as_str().unwrap_or_default();
+    let not_after = issued["not_after"].as_str().unwrap_or_default();
+    if args.rotate {
+        println!("rotated the server certificate: serial {serial}, valid until {not_after}");
+    } else {
+        println!(
+            "TLS is on: server certificate serial {serial} for {}, valid until {not_after}",
+            hostnames.join(", ")
+        );
+        if client_ca_created {
+            println!("made the client CA (pgssl.init_ca) and set ssl_ca_file to it");
+        }
+    }
+    println!("new connections get it now; open connections keep theirs; no restart");
+    println!(
+        "wrote the server CA certificate to {} (clients' sslrootcert)",
+        args.root_cert.display()
+    );
+    match hba_backup {
+        Some(backup) => println!(
+            "added TLS-only lines at the top of pg_hba.conf (backup: {})",
+            backup.display()
+        ),
+        None if !args.rotate => {
+            println!("\nadd these lines to pg_hba.conf, above any host/hostnossl lines, then SELECT pg_reload_conf():\n{HBA_LINES}")
+        }
+        None => {}
+    }
+    let user = config
+        .get("user")
+        .map(str::to_string)
+        .unwrap_or_else(|| "postgres".into());
+    let dbname = config.get("dbname").unwrap_or(&user).to_string();
+    let root = conninfo_value(&args.root_cert.display().to_string());
+    for host in &hostnames {
+        let conninfo = format!(
+            "host={} port={port} dbname={} user={} sslmode=verify-full sslrootcert={root}",
+            conninfo_value(host),
+            conninfo_value(&dbname),
+            conninfo_value(&user)
+        );
+        println!("psql \"{conninfo}\"");
+        println!("pgssl check \"{conninfo}\"");
+    }
+    Ok(())
+}
