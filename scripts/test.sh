@@ -22,3 +22,4 @@ if [ "$(id -u)" -eq 0 ]; then
   export CARGO_PGRX_TEST_RUNAS=postgres
 fi
 (cd pgssl_ext && cargo pgrx test pg15)
+say "Benchmark smoke run (fails only when a comparison cannot run, never on a timing)"; cargo run -p pgssl_bench -- --quick
