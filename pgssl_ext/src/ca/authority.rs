@@ -310,6 +310,7 @@ impl CaError {
 }
 
 /// A CA ready to sign: its certificate and the private key that matches it.
+#[derive(Clone)]
 pub struct Authority {
     /// The CA certificate.
     pub cert: X509,
@@ -384,6 +385,74 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
         });
     }
     Ok(Authority { cert, key })
+}
+
+/// What tells that a file may have changed: which file it is, its size, and
+/// when its content or its inode (owner, mode) last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The CA this backend last loaded, with the stamps of its two files.
+struct CachedAuthority {
+    paths: (PathBuf, PathBuf),
+    stamps: (FileStamp, FileStamp),
+    authority: Authority,
+}
+
+thread_local! {
+    // A backend is one thread; the cache lives as long as the session.
+    static LOADED: std::cell::RefCell<Option<CachedAuthority>> = const { std::cell::RefCell::new(None) };
+}
+
+/// [`load`], remembered for the session: parsing the two PEM files and
+/// checking the key costs more than signing, so a backend signing many
+/// certificates loads the CA once. Any change to either file (new content,
+/// a replaced file, a chmod) makes the next call load and check it anew.
+pub fn load_cached(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
+    let stamps = (FileStamp::of(cert_path), FileStamp::of(key_path));
+    let paths = (cert_path.to_path_buf(), key_path.to_path_buf());
+    if let (Some(cert_stamp), Some(key_stamp)) = &stamps {
+        let hit = LOADED.with(|cache| {
+            cache.borrow().as_ref().and_then(|c| {
+                (c.paths == paths && c.stamps.0 == *cert_stamp && c.stamps.1 == *key_stamp)
+                    .then(|| c.authority.clone())
+            })
+        });
+        if let Some(authority) = hit {
+            return Ok(authority);
+        }
+    }
+    let authority = load(cert_path, key_path)?;
+    if let (Some(cert_stamp), Some(key_stamp)) = stamps {
+        LOADED.with(|cache| {
+            *cache.borrow_mut() = Some(CachedAuthority {
+                paths,
+                stamps: (cert_stamp, key_stamp),
+                authority: authority.clone(),
+            })
+        });
+    }
+    Ok(authority)
 }
 
 extern "C" {
@@ -649,6 +718,40 @@ mod tests {
             create(&crt, &key, &ca.cert, &ca.key),
             Err(CaError::Exists {
                 file: CaFile::Certificate,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_cached_ca_follows_changes_to_its_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        let first = new_ca(CaKeyType::EcP256);
+        create(&crt, &key, &first.cert, &first.key).unwrap();
+        let loaded = load_cached(&crt, &key).unwrap();
+        assert_eq!(loaded.cert, first.cert);
+        assert_eq!(load_cached(&crt, &key).unwrap().cert, first.cert);
+        // Opening the key to others is noticed at once, as without the cache.
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            load_cached(&crt, &key),
+            Err(CaError::KeyFileOpen { .. })
+        ));
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_cached(&crt, &key).unwrap().cert, first.cert);
+        // A new CA in the same files is the one used next.
+        fs::remove_file(&crt).unwrap();
+        fs::remove_file(&key).unwrap();
+        let second = new_ca(CaKeyType::EcP384);
+        create(&crt, &key, &second.cert, &second.key).unwrap();
+        assert_eq!(load_cached(&crt, &key).unwrap().cert, second.cert);
+        fs::remove_file(&key).unwrap();
+        assert!(matches!(
+            load_cached(&crt, &key),
+            Err(CaError::Missing {
+                file: CaFile::Key,
                 ..
             })
         ));

@@ -67,7 +67,7 @@ fn require_writable(function: &'static str) {
 }
 
 fn load_ca() -> Authority {
-    authority::load(&resolve(&CA_CERT_FILE), &resolve(&CA_KEY_FILE))
+    authority::load_cached(&resolve(&CA_CERT_FILE), &resolve(&CA_KEY_FILE))
         .unwrap_or_else(|e| PgsslError::Ca(e).report())
 }
 

@@ -58,7 +58,7 @@ pub fn register_gucs() {
 /// The server CA: loaded, or made when neither of its files exists yet.
 fn load_or_create_server_ca() -> (Authority, bool) {
     let (cert_path, key_path) = (resolve(&SERVER_CA_CERT_FILE), resolve(&SERVER_CA_KEY_FILE));
-    match authority::load(&cert_path, &key_path) {
+    match authority::load_cached(&cert_path, &key_path) {
         Ok(ca) => (ca, false),
         Err(CaError::Missing { .. }) if !cert_path.exists() && !key_path.exists() => {
             let key = CaKeyType::EcP256
