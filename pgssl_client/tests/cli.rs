@@ -287,5 +287,47 @@ fn enroll_then_check() {
             std::fs::read(out_dir.join("postgresql.key")).unwrap(),
             before
         );
+        // The new pair matches: the certificate is for the new key.
+        let crt =
+            openssl::x509::X509::from_pem(&std::fs::read(out_dir.join("postgresql.crt")).unwrap())
+                .unwrap();
+        let key = openssl::pkey::PKey::private_key_from_pem(
+            &std::fs::read(out_dir.join("postgresql.key")).unwrap(),
+        )
+        .unwrap();
+        assert!(crt.public_key().unwrap().public_eq(&key));
     }
+
+    // A dangling symbolic link where a file would go counts as a file there;
+    // with --force the link itself is replaced, its target never written.
+    let login = cluster.conninfo(&format!(
+        "user=alice password=pw sslmode=disable sslrootcert={}",
+        cluster.root_cert.display()
+    ));
+    let out_dir = home.path().join("linked");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = home.path().join("elsewhere.crt");
+    std::os::unix::fs::symlink(&target, out_dir.join("postgresql.crt")).unwrap();
+    let out_arg = out_dir.display().to_string();
+    let out = pgssl(
+        home.path(),
+        home.path(),
+        &["enroll", &login, "--out", &out_arg],
+    );
+    assert!(
+        text(&out.stderr).contains("use --force"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = pgssl(
+        home.path(),
+        home.path(),
+        &["enroll", &login, "--out", &out_arg, "--force"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!target.exists(), "enroll wrote through the link");
+    assert!(std::fs::symlink_metadata(out_dir.join("postgresql.crt"))
+        .unwrap()
+        .file_type()
+        .is_file());
 }

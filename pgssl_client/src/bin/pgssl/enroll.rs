@@ -12,7 +12,7 @@ use openssl::rsa::Rsa;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 use pgssl_client::{Config, ConnectionInfo, Connector, Endpoint, Verification};
 
-use crate::{config_from_arg, conninfo_value, home, write_file};
+use crate::{config_from_arg, conninfo_value, home};
 
 /// The key `pgssl enroll` makes.
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,7 +73,8 @@ pub(crate) async fn enroll(
     let key_path = out.join("postgresql.key");
     if !force {
         for p in [&cert_path, &key_path] {
-            if p.exists() {
+            // symlink_metadata: a dangling link counts as there too.
+            if p.symlink_metadata().is_ok() {
                 return Err(format!("{} exists; use --force to replace it", p.display()));
             }
         }
@@ -117,8 +118,18 @@ pub(crate) async fn enroll(
     }
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
-    write_file(&key_path, &key_pem, 0o600)?;
-    write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    // Both files are written in full under random names first, and only then
+    // renamed into place (a rename replaces a link, never follows it): a failed
+    // write leaves the old pair as it was, never a new key beside an old
+    // certificate.
+    let staged_key = stage(&out, &key_pem, 0o600)?;
+    let staged_cert = stage(&out, cert_pem.as_bytes(), 0o644)?;
+    staged_cert
+        .persist(&cert_path)
+        .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+    staged_key
+        .persist(&key_path)
+        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
     println!(
         "wrote {} and {} (0600) for user {user}",
         cert_path.display(),
@@ -126,6 +137,23 @@ pub(crate) async fn enroll(
     );
     println!("{}", login_conninfo(&config, &info, &out, &user));
     Ok(())
+}
+
+/// A new file in `dir` with `data` and `mode`, created exclusively under a
+/// random name and flushed to disk, ready to be renamed into place.
+fn stage(dir: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile, String> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: std::io::Error| format!("cannot write a file in {}: {e}", dir.display());
+    let mut file = tempfile::Builder::new()
+        .prefix(".pgssl-enroll-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(err)?;
+    file.write_all(data)
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(err)?;
+    Ok(file)
 }
 
 /// The connection string that logs in with the new certificate.
