@@ -6,13 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use pgssl_tests::{clean_command, seed_recipe, CertFiles, TlsCluster};
+use pgssl_tests::{clean_command, seed_recipe, TlsCluster, SEED_HBA};
 use serde_json::Value;
-
-const SEED_HBA: &str = "\
-local   all all                trust
-hostssl all all 127.0.0.1/32   cert
-";
 
 /// `pgssl` with no `PG*` variables and `HOME` at `home`, run in `cwd`.
 fn pgssl(home: &Path, cwd: &Path, args: &[&str]) -> Output {
@@ -32,14 +27,7 @@ fn check_with_the_seed_files_as_they_are() {
     let files = tempfile::tempdir().unwrap();
     let dir = files.path();
     seed_recipe(dir);
-    let cluster = TlsCluster::builder()
-        .server_files(CertFiles {
-            cert: dir.join("server.crt"),
-            key: dir.join("server.key"),
-        })
-        .ca_file(dir.join("ca-client.crt"))
-        .hba(SEED_HBA)
-        .start();
+    let cluster = TlsCluster::builder().seed_files(dir).hba(SEED_HBA).start();
     // The issue's command line, word for word, plus the test cluster's port; relative file
     // names, run in the folder the openssl commands wrote to.
     let conninfo = format!(

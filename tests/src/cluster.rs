@@ -26,6 +26,13 @@ hostssl   all      all           127.0.0.1/32   cert
 hostnossl all      all           127.0.0.1/32   scram-sha-256
 ";
 
+/// The seed document's `pg_hba.conf`: client certificates only, over TLS
+/// (plus the socket line the fixture administers the cluster through).
+pub const SEED_HBA: &str = "\
+local   all all                trust
+hostssl all all 127.0.0.1/32   cert
+";
+
 /// The PostgreSQL binaries: `$PGSSL_PG_BINDIR`, else PostgreSQL 15's.
 pub fn pg_bindir() -> PathBuf {
     std::env::var_os("PGSSL_PG_BINDIR")
@@ -136,6 +143,17 @@ impl ClusterBuilder {
     pub fn server_files(mut self, files: CertFiles) -> Self {
         self.server_files = Some(files);
         self
+    }
+
+    /// The seed document's set-up from the files [`crate::seed_recipe`] made
+    /// in `dir`: its server certificate and key, and its client CA as
+    /// `ssl_ca_file`, each copied into the data directory as the document does.
+    pub fn seed_files(self, dir: &Path) -> Self {
+        self.server_files(CertFiles {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        })
+        .ca_file(dir.join("ca-client.crt"))
     }
 
     /// Use this file as `ssl_ca_file` (copied into the data directory as

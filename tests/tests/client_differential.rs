@@ -70,11 +70,7 @@ fn setups() -> Vec<Setup> {
         let dir = files.path();
         seed_recipe(dir);
         let cluster = TlsCluster::builder()
-            .server_files(CertFiles {
-                cert: dir.join("server.crt"),
-                key: dir.join("server.key"),
-            })
-            .ca_file(dir.join("ca-client.crt"))
+            .seed_files(dir)
             .hba(DEFAULT_HBA)
             .without_extension()
             .start();

@@ -3,25 +3,13 @@
 //! `CN=127.0.0.1` (no SAN), its separate client CA, `hostssl ... cert`, and
 //! psql with `sslmode=verify-full`.
 
-use pgssl_tests::{seed_recipe, CertFiles, TlsCluster};
-
-const SEED_HBA: &str = "\
-local   all all                trust
-hostssl all all 127.0.0.1/32   cert
-";
+use pgssl_tests::{seed_recipe, TlsCluster, SEED_HBA};
 
 fn seed_cluster() -> (TlsCluster, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
     let dir = files.path();
     seed_recipe(dir);
-    let cluster = TlsCluster::builder()
-        .server_files(CertFiles {
-            cert: dir.join("server.crt"),
-            key: dir.join("server.key"),
-        })
-        .ca_file(dir.join("ca-client.crt"))
-        .hba(SEED_HBA)
-        .start();
+    let cluster = TlsCluster::builder().seed_files(dir).hba(SEED_HBA).start();
     (cluster, files)
 }
 
