@@ -25,7 +25,8 @@ use openssl::nid::Nid;
 use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public};
 use openssl::rand::rand_bytes;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
 };
 use openssl::x509::{X509NameBuilder, X509NameRef, X509Ref, X509Req, X509};
 
@@ -226,11 +227,6 @@ impl KeyKind {
                 presented: key_type_name(other),
             }),
         }
-    }
-
-    /// Whether the key can encrypt (RSA), so keyUsage adds keyEncipherment.
-    pub fn can_encipher(self) -> bool {
-        matches!(self, Self::Rsa(_))
     }
 }
 
@@ -471,13 +467,28 @@ pub fn common_name_only(cn: &str) -> Result<openssl::x509::X509Name, ErrorStack>
     Ok(name.build())
 }
 
-/// Builds and signs the client certificate for a checked CSR: v3, the given
-/// serial and validity, issuer the CA's subject, subject the CN alone, and
-/// exactly these extensions: basicConstraints CA:FALSE (critical), keyUsage
-/// digitalSignature (+ keyEncipherment for RSA) (critical), extendedKeyUsage
-/// clientAuth, subject and authority key identifiers.
-pub fn issue_client_certificate(
-    csr: &CheckedCsr,
+/// What an end-entity certificate is for (its extendedKeyUsage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// clientAuth: a client certificate for `cert` authentication.
+    Client,
+    /// serverAuth: the server's own certificate.
+    Server,
+}
+
+/// The one end-entity profile both the client and the server certificates
+/// follow: v3, the given serial and validity, issuer the CA's subject,
+/// subject the common name alone, and exactly these extensions:
+/// basicConstraints CA:FALSE (critical), keyUsage digitalSignature
+/// (+ keyEncipherment for RSA) (critical), extendedKeyUsage for `purpose`,
+/// the subject alternative names when given, subject and authority key
+/// identifiers. Signed with the CA's key.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_end_entity<T: HasPublic>(
+    common_name: &str,
+    public_key: &PKeyRef<T>,
+    purpose: Purpose,
+    subject_alt_names: Option<SubjectAlternativeName>,
     ca_cert: &X509Ref,
     ca_key: &PKeyRef<Private>,
     serial: &BigNum,
@@ -486,24 +497,33 @@ pub fn issue_client_certificate(
     let mut builder = X509::builder()?;
     builder.set_version(2)?;
     let serial = Asn1Integer::from_bn(serial)?;
-    let subject = common_name_only(&csr.common_name)?;
+    let subject = common_name_only(common_name)?;
     let not_before = Asn1Time::from_unix(validity.not_before)?;
     let not_after = Asn1Time::from_unix(validity.not_after)?;
     builder.set_serial_number(&serial)?;
     builder.set_issuer_name(ca_cert.subject_name())?;
     builder.set_subject_name(&subject)?;
-    builder.set_pubkey(&csr.public_key)?;
+    builder.set_pubkey(public_key)?;
     builder.set_not_before(&not_before)?;
     builder.set_not_after(&not_after)?;
 
     builder.append_extension(BasicConstraints::new().critical().build()?)?;
     let mut usage = KeyUsage::new();
     usage.critical().digital_signature();
-    if csr.key_kind.can_encipher() {
+    if public_key.id() == Id::RSA {
         usage.key_encipherment();
     }
     builder.append_extension(usage.build()?)?;
-    builder.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+    let mut extended = ExtendedKeyUsage::new();
+    match purpose {
+        Purpose::Client => extended.client_auth(),
+        Purpose::Server => extended.server_auth(),
+    };
+    builder.append_extension(extended.build()?)?;
+    if let Some(sans) = subject_alt_names {
+        let sans = sans.build(&builder.x509v3_context(Some(ca_cert), None))?;
+        builder.append_extension(sans)?;
+    }
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(Some(ca_cert), None))?;
     builder.append_extension(ski)?;
     let aki = AuthorityKeyIdentifier::new()
@@ -514,6 +534,28 @@ pub fn issue_client_certificate(
 
     builder.sign(ca_key, signing_digest(ca_key))?;
     Ok(builder.build())
+}
+
+/// Builds and signs the client certificate for a checked CSR: the
+/// [`issue_end_entity`] profile with clientAuth, from the CSR's CN and public
+/// key alone.
+pub fn issue_client_certificate(
+    csr: &CheckedCsr,
+    ca_cert: &X509Ref,
+    ca_key: &PKeyRef<Private>,
+    serial: &BigNum,
+    validity: Validity,
+) -> Result<X509, ErrorStack> {
+    issue_end_entity(
+        &csr.common_name,
+        &csr.public_key,
+        Purpose::Client,
+        None,
+        ca_cert,
+        ca_key,
+        serial,
+        validity,
+    )
 }
 
 /// Why a serial number given to SQL was refused (22023).

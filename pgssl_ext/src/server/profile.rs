@@ -6,14 +6,10 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKeyRef, Private};
-use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
-};
+use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509Ref, X509};
 
 use crate::ca::policy::{self, Validity};
@@ -156,11 +152,9 @@ fn parse_hostname(name: &str) -> Result<HostName, HostError> {
     Ok(HostName::Dns(dns))
 }
 
-/// Builds and signs a server certificate: v3, the given serial and validity,
-/// subject `CN=<first name>`, issuer the CA's subject, SANs for every name
-/// (dNSName or iPAddress), basicConstraints CA:FALSE (critical), keyUsage
-/// digitalSignature (+ keyEncipherment for RSA) (critical), extendedKeyUsage
-/// serverAuth, subject and authority key identifiers.
+/// Builds and signs a server certificate: the CA's one end-entity profile
+/// ([`policy::issue_end_entity`]) with serverAuth, subject `CN=<first name>`,
+/// and a SAN for every name (dNSName or iPAddress).
 pub fn issue_server_certificate(
     hosts: &[HostName],
     key: &PKeyRef<Private>,
@@ -169,44 +163,23 @@ pub fn issue_server_certificate(
     serial: &BigNum,
     validity: Validity,
 ) -> Result<X509, ErrorStack> {
-    let mut builder = X509::builder()?;
-    builder.set_version(2)?;
-    let serial = Asn1Integer::from_bn(serial)?;
-    let subject = policy::common_name_only(&hosts[0].to_string())?;
-    let not_before = Asn1Time::from_unix(validity.not_before)?;
-    let not_after = Asn1Time::from_unix(validity.not_after)?;
-    builder.set_serial_number(&serial)?;
-    builder.set_issuer_name(ca_cert.subject_name())?;
-    builder.set_subject_name(&subject)?;
-    builder.set_pubkey(key)?;
-    builder.set_not_before(&not_before)?;
-    builder.set_not_after(&not_after)?;
-
-    builder.append_extension(BasicConstraints::new().critical().build()?)?;
-    let mut usage = KeyUsage::new();
-    usage.critical().digital_signature();
-    if key.rsa().is_ok() {
-        usage.key_encipherment();
-    }
-    builder.append_extension(usage.build()?)?;
-    builder.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-    let mut san = SubjectAlternativeName::new();
+    let mut sans = SubjectAlternativeName::new();
     for host in hosts {
         match host {
-            HostName::Dns(name) => san.dns(name),
-            HostName::Ip(ip) => san.ip(&ip.to_string()),
+            HostName::Dns(name) => sans.dns(name),
+            HostName::Ip(ip) => sans.ip(&ip.to_string()),
         };
     }
-    let san = san.build(&builder.x509v3_context(Some(ca_cert), None))?;
-    builder.append_extension(san)?;
-    let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(Some(ca_cert), None))?;
-    builder.append_extension(ski)?;
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(false)
-        .build(&builder.x509v3_context(Some(ca_cert), None))?;
-    builder.append_extension(aki)?;
-    builder.sign(ca_key, policy::signing_digest(ca_key))?;
-    Ok(builder.build())
+    policy::issue_end_entity(
+        &hosts[0].to_string(),
+        key,
+        policy::Purpose::Server,
+        Some(sans),
+        ca_cert,
+        ca_key,
+        serial,
+        validity,
+    )
 }
 
 #[cfg(test)]
