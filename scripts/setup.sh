@@ -43,6 +43,6 @@ install_flags=(--pg-config "$PG_CONFIG")
 
 say "Building the pgssl command and putting it on PATH"
 # A link to the workspace's dev build, which the tests share, so no second build.
-cargo build --quiet -p pgssl_client --bin pgssl
+cargo build --quiet -p pgssl_cli --bin pgssl
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 "${SUDO[@]}" ln -sf "$target_dir/debug/pgssl" /usr/local/bin/pgssl

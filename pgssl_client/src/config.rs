@@ -645,8 +645,9 @@ fn leak_reason(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-/// The home directory as libpq 15 finds it: `$HOME`, else the password database.
-pub(crate) fn home_dir() -> Option<PathBuf> {
+/// The home directory as libpq 15 finds it (`~/.postgresql` and `~/.pgpass` live there):
+/// `$HOME`, else the password database's entry for the user running the process.
+pub fn home_dir() -> Option<PathBuf> {
     match std::env::var_os("HOME") {
         Some(h) if !h.is_empty() => Some(PathBuf::from(h)),
         _ => passwd_home(),

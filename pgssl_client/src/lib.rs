@@ -31,7 +31,9 @@ mod error;
 mod tls;
 mod verify;
 
-pub use config::{is_connection_string, Config, Endpoint, SslMode, TlsVersion, DEFAULT_SOCKET_DIR};
+pub use config::{
+    home_dir, is_connection_string, Config, Endpoint, SslMode, TlsVersion, DEFAULT_SOCKET_DIR,
+};
 pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
 pub use error::Error;
 pub use tls::{

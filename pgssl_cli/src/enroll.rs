@@ -12,7 +12,9 @@ use openssl::rsa::Rsa;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 use pgssl_client::{Config, ConnectionInfo, Connector, Endpoint, Verification};
 
-use crate::{config_from_arg, conninfo_value, home};
+use pgssl_client::home_dir;
+
+use crate::{config_from_arg, conninfo_value};
 
 /// The key `pgssl enroll` makes.
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,7 +67,7 @@ pub(crate) async fn enroll(
 ) -> Result<(), String> {
     let out = match out {
         Some(d) => d,
-        None => home()
+        None => home_dir()
             .ok_or("no home directory: give --out")?
             .join(".postgresql"),
     };
@@ -186,7 +188,7 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
         conninfo_value(config.get("dbname").unwrap_or(user))
     ));
     parts.push(format!("user={}", conninfo_value(user)));
-    let default_dir = home().map(|h| h.join(".postgresql"));
+    let default_dir = home_dir().map(|h| h.join(".postgresql"));
     if default_dir.as_deref() != Some(out) {
         parts.push(format!(
             "sslcert={}",
