@@ -162,7 +162,7 @@ async fn build_report(
         "user": who.get::<_, String>(0),
         "database": who.get::<_, String>(1),
         "server_version": who.get::<_, String>(2),
-        "channel_binding": config.get("channel_binding"),
+        "channel_binding": config.channel_binding().as_str(),
         "tls": tls,
         "server_view": server_view,
         "pgssl_extension": has_ext,

@@ -32,7 +32,8 @@ mod tls;
 mod verify;
 
 pub use config::{
-    home_dir, is_connection_string, Config, Endpoint, SslMode, TlsVersion, DEFAULT_SOCKET_DIR,
+    home_dir, is_connection_string, ChannelBinding, Config, Endpoint, SslMode, TlsVersion,
+    DEFAULT_SOCKET_DIR,
 };
 pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
 pub use error::Error;

@@ -94,12 +94,12 @@ impl TlsSetup {
         if versions.is_empty() {
             return Err(Error::Unsupported {
                 key: "ssl_max_protocol_version".into(),
-                value: config.get("ssl_max_protocol_version").unwrap_or("").into(),
-                reason: "rustls offers only TLSv1.2 and TLSv1.3",
+                value: config.max_version.map_or("", TlsVersion::as_str).into(),
+                reason: "rustls offers only TLSv1.2 and TLSv1.3".into(),
             });
         }
-        let enable_sni = config.get("sslsni").is_some_and(|v| v.starts_with('1'));
-        let alpn = config.get("sslnegotiation") == Some("direct");
+        let enable_sni = config.ssl_sni;
+        let alpn = config.direct_ssl;
         let config = build_config(verifier.clone(), &resolver, &versions, enable_sni, alpn)?;
         Ok(TlsSetup {
             config,
@@ -200,11 +200,11 @@ fn load_roots(config: &Config) -> Result<Option<(Arc<X509Store>, bool)>, Error> 
     builder
         .set_purpose(X509PurposeId::SSL_SERVER)
         .map_err(internal)?;
-    if config.get("sslrootcert") == Some("system") {
+    if config.system_roots() {
         builder.set_default_paths().map_err(internal)?;
         return Ok(Some((Arc::new(builder.build()), false)));
     }
-    let path = config.file_option("sslrootcert", "root.crt");
+    let path = config.root_cert_file();
     let exists = path.as_ref().is_some_and(|p| p.exists());
     if !exists {
         if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
@@ -221,12 +221,8 @@ fn load_roots(config: &Config) -> Result<Option<(Arc<X509Store>, bool)>, Error> 
         .map_err(internal)?
         .load_cert_file(&path, SslFiletype::PEM)
         .map_err(|e| file_error("root certificate", &path, format!("could not read: {e}")))?;
-    let crl_file = config.get("sslcrl").map(PathBuf::from);
-    let crl_dir = config.get("sslcrldir").map(PathBuf::from);
-    let crl_file = match (&crl_file, &crl_dir) {
-        (None, None) => config.home().map(|h| h.join(".postgresql/root.crl")),
-        _ => crl_file,
-    };
+    let crl_file = config.crl_file();
+    let crl_dir = config.ssl_crl_dir.clone();
     // As libpq: CRLs that cannot be loaded are silently ignored, and only when they load is
     // CRL checking (for the whole chain) switched on.
     let mut crl_loaded = crl_file.is_some() || crl_dir.is_some();
@@ -283,7 +279,7 @@ fn pem_blocks(text: &[u8], labels: &[&str]) -> Vec<Vec<u8>> {
 
 /// The client certificate chain and key, when libpq would send one.
 fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, CertifiedKey)>, Error> {
-    let Some(cert_path) = config.file_option("sslcert", "postgresql.crt") else {
+    let Some(cert_path) = config.cert_file() else {
         return Ok(None);
     };
     match fs::metadata(&cert_path) {
@@ -322,12 +318,10 @@ fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, CertifiedKey)>, 
             "no certificate found",
         ));
     }
-    let key_path = config
-        .file_option("sslkey", "postgresql.key")
-        .ok_or_else(|| Error::MissingKey {
-            cert: cert_path.clone(),
-            key: PathBuf::from("~/.postgresql/postgresql.key"),
-        })?;
+    let key_path = config.key_file().ok_or_else(|| Error::MissingKey {
+        cert: cert_path.clone(),
+        key: PathBuf::from("~/.postgresql/postgresql.key"),
+    })?;
     let meta = match fs::metadata(&key_path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::MissingKey {
@@ -361,7 +355,7 @@ fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, CertifiedKey)>, 
             root_owned,
         });
     }
-    let key = load_private_key(&key_path, config.get("sslpassword"))?;
+    let key = load_private_key(&key_path, config.ssl_password.as_deref())?;
     let leaf_key = chain[0]
         .public_key()
         .map_err(|e| file_error("certificate", &cert_path, e))?;
