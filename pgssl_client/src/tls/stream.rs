@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use super::certificate::CertificateSummary;
+use super::verifier::with_failure_slot;
 use super::{TlsSetup, Verification};
 use crate::config::Config;
 use crate::error::Error;
@@ -120,7 +121,10 @@ pub struct TlsConnector {
 
 /// The error a failed handshake yields: the certificate check's own error when that is what
 /// failed, else rustls' description.
-fn handshake_error(e: io::Error) -> Error {
+fn handshake_error(e: io::Error, verifier_error: Option<Error>) -> Error {
+    if let Some(mine) = verifier_error {
+        return mine;
+    }
     if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) =
         e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
     {
@@ -150,10 +154,11 @@ where
                 reason: "TLS is not configured for this attempt".into(),
             })?;
             let (config, name) = setup.for_host(&self.host)?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(handshake_error)?;
+            let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+            let tls = match with_failure_slot(handshake).await {
+                (Ok(tls), _) => tls,
+                (Err(e), verifier_error) => return Err(handshake_error(e, verifier_error)),
+            };
             if let Some(log) = &self.log {
                 let conn = tls.get_ref().1;
                 let info = TlsInfo {
