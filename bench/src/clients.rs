@@ -30,7 +30,7 @@ pub struct Target {
 }
 
 enum Kind {
-    Pgssl(Connector),
+    Pgssl(Box<Connector>),
     Openssl(tokio_postgres::Config, postgres_openssl::MakeTlsConnector),
     Rustls(
         tokio_postgres::Config,
@@ -94,7 +94,7 @@ impl Contender {
         );
         let config = Config::from_conninfo_with_env(&conninfo, &|_| None, Some(home))?;
         Ok(Contender {
-            kind: Kind::Pgssl(Connector::new(config)),
+            kind: Kind::Pgssl(Box::new(Connector::new(config))),
         })
     }
 
