@@ -1,6 +1,13 @@
 //! End-to-end test support for pgssl: throwaway TLS clusters and
 //! certificates minted at run time.
 //!
+//! The one place for what the tests and the benchmark share:
+//! [`TlsCluster`] (a primary, [`TlsCluster::start_standby`] a streaming
+//! standby of it, [`ClusterBuilder::faketime`] a moved clock), [`conninfo`]
+//! (connection strings), [`pki`] (CAs, certificates, CRLs, [`csr_pem`] and
+//! [`openssl_csr`] for CSRs, [`unix_time`] and friends for ASN.1 times), and
+//! [`wait_until`] for polling.
+//!
 //! ```no_run
 //! use pgssl_tests::TlsCluster;
 //!
