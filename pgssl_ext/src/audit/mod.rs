@@ -14,19 +14,11 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-use crate::ca::functions::now;
-use crate::ca::resolve_path;
+use crate::backend::{now, resolve_path, setting};
 use crate::cert;
 use crate::error::{FileProblem, PgsslError};
 use crate::timestamps;
 use checks::{Facts, HbaRule, ServerCertFacts};
-
-fn setting(name: &str) -> String {
-    Spi::get_one_with_args::<String>("SELECT current_setting($1, true)", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
 
 /// The certificates of `ssl_cert_file`: the server's own first, then its chain.
 fn read_server_chain() -> Result<(PathBuf, Vec<X509>), PgsslError> {
@@ -169,13 +161,7 @@ fn revoked_certs() -> Option<i64> {
 }
 
 fn client_ca_not_after() -> Option<i64> {
-    let configured = setting("pgssl.ca_cert_file");
-    let file = if configured.is_empty() {
-        "pgssl_ca.crt".to_string()
-    } else {
-        configured
-    };
-    let pem = std::fs::read(resolve_path(&file)).ok()?;
+    let pem = std::fs::read(crate::gucs::ca_cert_file()).ok()?;
     let ca = X509::from_pem(&pem).ok()?;
     cert::unix_seconds(ca.not_after())
 }

@@ -9,31 +9,21 @@
 //!
 //! Everything that signs or writes is VOLATILE and PARALLEL UNSAFE.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use pgrx::prelude::*;
 use pgrx::spi::Spi;
 
 use super::authority::{self, Authority, CaKeyType, RevokedEntry};
 use super::policy::{self, RevocationReason};
-use super::{
-    resolve, resolve_path, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
-};
+use crate::backend::{now, resolve_path, session_user};
 use crate::cert;
 use crate::error::PgsslError;
+use crate::gucs;
 
 /// Attempts at a serial number not yet in the registry. With 126 random bits
 /// a second attempt already means something is wrong with the random source.
 const SERIAL_ATTEMPTS: usize = 4;
 /// Longest `next_update_days` of a CRL.
 const MAX_CRL_DAYS: i32 = 366;
-
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 pub(crate) fn crypto(doing: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> PgsslError {
     move |e| PgsslError::Internal {
@@ -42,40 +32,17 @@ pub(crate) fn crypto(doing: &'static str) -> impl FnOnce(openssl::error::ErrorSt
     }
 }
 
-pub(crate) fn require_superuser(function: &'static str) {
-    // SAFETY: a plain catalog lookup of the current user, valid in any
-    // transaction; it raises its own ERROR if the catalog read fails.
-    if !unsafe { pg_sys::superuser() } {
-        PgsslError::SuperuserOnly { function }.report();
-    }
+fn require_superuser(function: &'static str) {
+    crate::backend::require_superuser(function).unwrap_or_else(|e| e.report());
 }
 
-/// ERROR 25006 on a standby or in a read-only transaction, before anything
-/// is signed: these functions write the registry, files or a sequence.
 fn require_writable(function: &'static str) {
-    // SAFETY: RecoveryInProgress only reads shared memory state and never
-    // raises an error; XactReadOnly is the backend's own flag for the current
-    // transaction, read on the backend's only thread.
-    let (in_recovery, read_only) = unsafe { (pg_sys::RecoveryInProgress(), pg_sys::XactReadOnly) };
-    if in_recovery || read_only {
-        PgsslError::ReadOnly {
-            function,
-            in_recovery,
-        }
-        .report();
-    }
+    crate::backend::require_writable(function).unwrap_or_else(|e| e.report());
 }
 
 fn load_ca() -> Authority {
-    authority::load_cached(&resolve(&CA_CERT_FILE), &resolve(&CA_KEY_FILE))
+    authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
         .unwrap_or_else(|e| PgsslError::Ca(e).report())
-}
-
-fn session_user() -> String {
-    Spi::get_one::<String>("SELECT pg_catalog.session_user()::text")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
 }
 
 /// Makes a new CA: a key of `key_type` and a self-signed CA certificate,
@@ -113,7 +80,7 @@ fn init_ca(
         }
         .report()
     });
-    let (cert_path, key_path) = (resolve(&CA_CERT_FILE), resolve(&CA_KEY_FILE));
+    let (cert_path, key_path) = (gucs::ca_cert_file(), gucs::ca_key_file());
     // Refuse before spending time on an RSA key.
     for (file, path) in [
         (authority::CaFile::Certificate, &cert_path),
@@ -146,7 +113,7 @@ fn pem_text(pem: Result<Vec<u8>, openssl::error::ErrorStack>) -> String {
 /// configure `sslrootcert`/`ssl_ca_file`.
 #[pg_extern(stable, parallel_restricted)]
 fn ca_cert() -> String {
-    let cert = authority::load_certificate(&resolve(&CA_CERT_FILE))
+    let cert = authority::load_certificate(&gucs::ca_cert_file())
         .unwrap_or_else(|e| PgsslError::Ca(e).report());
     pem_text(cert.to_pem())
 }
@@ -185,18 +152,18 @@ fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> Str
             .report();
         }
     }
-    let days = valid_days.unwrap_or_else(|| DEFAULT_VALIDITY_DAYS.get());
+    let days = valid_days.unwrap_or_else(gucs::default_validity_days);
     let ca = load_ca();
     let ca_not_after = cert::unix_seconds(ca.cert.not_after()).unwrap_or(0);
-    let validity = policy::validity(now(), days, MAX_VALIDITY_DAYS.get(), ca_not_after)
+    let validity = policy::validity(now(), days, gucs::max_validity_days(), ca_not_after)
         .unwrap_or_else(|e| match e {
             policy::ValidityError::CaExpired => PgsslError::CaExpired.report(),
             other => PgsslError::InvalidArgument {
                 message: other.to_string(),
                 hint: Some(format!(
                     "Ask for 1 to {} days, or NULL for pgssl.default_validity_days ({}).",
-                    MAX_VALIDITY_DAYS.get(),
-                    DEFAULT_VALIDITY_DAYS.get()
+                    gucs::max_validity_days(),
+                    gucs::default_validity_days()
                 )),
             }
             .report(),
@@ -388,10 +355,7 @@ fn revoked_entries() -> Vec<RevokedEntry> {
 fn install_crl(next_update_days: default!(i32, 7)) -> String {
     require_superuser("pgssl.install_crl()");
     require_writable("pgssl.install_crl()");
-    let setting = Spi::get_one::<String>("SELECT pg_catalog.current_setting('ssl_crl_file')")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let setting = crate::backend::setting("ssl_crl_file");
     if setting.trim().is_empty() {
         PgsslError::CrlFileNotSet.report();
     }
@@ -429,7 +393,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "pgssl-pgtest-{}-{}",
             std::process::id(),
-            super::now()
+            crate::backend::now()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let dir = dir.display();

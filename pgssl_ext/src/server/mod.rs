@@ -9,55 +9,28 @@
 
 pub mod profile;
 
-use std::ffi::CString;
 use std::path::Path;
 
 use pgrx::prelude::*;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, JsonB};
+use pgrx::JsonB;
 use serde_json::json;
 
+use crate::backend::{self, now};
 use crate::ca::authority::{self, Authority, CaError, CaKeyType};
-use crate::ca::functions::{crypto, now, require_superuser};
+use crate::ca::functions::crypto;
 use crate::ca::policy;
-use crate::ca::{resolve, MAX_VALIDITY_DAYS};
 use crate::cert;
 use crate::error::PgsslError;
+use crate::gucs;
 use crate::timestamps;
-
-/// `pgssl.server_ca_cert_file`: the CA that signs server certificates.
-pub static SERVER_CA_CERT_FILE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"pgssl_server_ca.crt"));
-/// `pgssl.server_ca_key_file`: its private key.
-pub static SERVER_CA_KEY_FILE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"pgssl_server_ca.key"));
 
 /// The server CA made on first use.
 const SERVER_CA_NAME: &str = "pgssl server CA";
 const SERVER_CA_DAYS: i32 = 3650;
 
-/// Registers the server CA's settings; called once from `_PG_init`.
-pub fn register_gucs() {
-    GucRegistry::define_string_guc(
-        c"pgssl.server_ca_cert_file",
-        c"CA certificate (PEM) that pgssl signs server certificates with; made on first use.",
-        c"A relative path resolves against the data directory. Clients use it as sslrootcert.",
-        &SERVER_CA_CERT_FILE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"pgssl.server_ca_key_file",
-        c"Private key (PEM, unencrypted, mode 0600) of the pgssl server CA.",
-        c"A relative path resolves against the data directory.",
-        &SERVER_CA_KEY_FILE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-}
-
 /// The server CA: loaded, or made when neither of its files exists yet.
 fn load_or_create_server_ca() -> (Authority, bool) {
-    let (cert_path, key_path) = (resolve(&SERVER_CA_CERT_FILE), resolve(&SERVER_CA_KEY_FILE));
+    let (cert_path, key_path) = (gucs::server_ca_cert_file(), gucs::server_ca_key_file());
     match authority::load_cached(&cert_path, &key_path) {
         Ok(ca) => (ca, false),
         Err(CaError::Missing { .. }) if !cert_path.exists() && !key_path.exists() => {
@@ -127,7 +100,7 @@ fn sql_literal(text: &str) -> String {
 /// its key and certificate into the data directory under new names.
 #[pg_extern(volatile, parallel_unsafe)]
 fn issue_server_cert(hostnames: Vec<Option<String>>, valid_days: default!(i32, 397)) -> JsonB {
-    require_superuser("pgssl.issue_server_cert()");
+    backend::require_superuser("pgssl.issue_server_cert()").unwrap_or_else(|e| e.report());
     let hosts = profile::parse_hostnames(&hostnames).unwrap_or_else(|e| {
         PgsslError::InvalidArgument {
             message: e.to_string(),
@@ -140,7 +113,7 @@ fn issue_server_cert(hostnames: Vec<Option<String>>, valid_days: default!(i32, 3
     // Refuse bad days before the server CA is made on first use: a refused
     // call leaves nothing behind.
     let checked_validity = |ca_not_after| {
-        policy::validity(now(), valid_days, MAX_VALIDITY_DAYS.get(), ca_not_after).unwrap_or_else(|e| match e {
+        policy::validity(now(), valid_days, gucs::max_validity_days(), ca_not_after).unwrap_or_else(|e| match e {
         policy::ValidityError::CaExpired => PgsslError::InvalidArgument {
             message: "the pgssl server CA certificate has expired".into(),
             hint: Some("Move pgssl.server_ca_cert_file and pgssl.server_ca_key_file away to make a new server CA.".into()),
@@ -148,7 +121,7 @@ fn issue_server_cert(hostnames: Vec<Option<String>>, valid_days: default!(i32, 3
         .report(),
         other => PgsslError::InvalidArgument {
             message: other.to_string(),
-            hint: Some(format!("Ask for 1 to {} days.", MAX_VALIDITY_DAYS.get())),
+            hint: Some(format!("Ask for 1 to {} days.", gucs::max_validity_days())),
         }
         .report(),
         })
@@ -174,7 +147,7 @@ fn issue_server_cert(hostnames: Vec<Option<String>>, valid_days: default!(i32, 3
         .unwrap_or_else(|e| crypto("encoding the key")(e).report());
 
     let (cert_name, key_name) = new_file_names(&serial_hex);
-    let data_dir = crate::ca::resolve_path(".");
+    let data_dir = backend::data_directory();
     let (cert_path, key_path) = (data_dir.join(&cert_name), data_dir.join(&key_name));
     write_pair(&cert_path, &cert_pem, &key_path, &key_pem);
 
@@ -183,7 +156,7 @@ fn issue_server_cert(hostnames: Vec<Option<String>>, valid_days: default!(i32, 3
         "ssl_key_file": key_name,
         "cert_path": path_text(&cert_path),
         "key_path": path_text(&key_path),
-        "server_ca_cert_file": path_text(&resolve(&SERVER_CA_CERT_FILE)),
+        "server_ca_cert_file": path_text(&gucs::server_ca_cert_file()),
         "server_ca_created": ca_created,
         "subject": cert::name_rfc2253(issued.subject_name()),
         "subject_alt_names": cert::subject_alt_names(&issued),
@@ -207,7 +180,7 @@ fn path_text(path: &Path) -> String {
 /// verify certificates from `issue_server_cert`.
 #[pg_extern(stable, parallel_restricted)]
 fn server_ca_cert() -> String {
-    let path = resolve(&SERVER_CA_CERT_FILE);
+    let path = gucs::server_ca_cert_file();
     let ca = authority::load_certificate(&path).unwrap_or_else(|e| PgsslError::Ca(e).report());
     let pem: Vec<u8> = ca
         .to_pem()
