@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use openssl::pkey::PKey;
 use openssl::x509::X509;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -66,13 +67,13 @@ fn describe(c: &X509, now: i64) -> Value {
 
 /// The certificate the server presents (`ssl_cert_file`), and the chain after it.
 #[pg_extern(volatile, parallel_restricted)]
-fn server_cert() -> JsonB {
-    let (path, certs) = read_server_chain().unwrap_or_else(|e| e.report());
+fn server_cert() -> Result<JsonB, ErrorReport> {
+    let (path, certs) = read_server_chain()?;
     let now = now();
     let mut info = describe(&certs[0], now);
     info["file"] = json!(path.display().to_string());
     info["chain"] = Value::Array(certs[1..].iter().map(|c| describe(c, now)).collect());
-    JsonB(info)
+    Ok(JsonB(info))
 }
 
 fn server_cert_facts(c: &X509, now: i64) -> ServerCertFacts {

@@ -6,6 +6,7 @@
 //! a client certificate, they return NULL; the two yes/no questions
 //! (`ssl_is_used`, `client_cert_present`) answer `false`, as sslinfo's do.
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB};
 use serde_json::{json, Value};
@@ -24,12 +25,9 @@ fn peer() -> Option<&'static X509Ref> {
     SessionTls::current().peer
 }
 
-fn resolve_field(field: &str) -> String {
-    dn::lookup_field(field).unwrap_or_else(|| {
-        PgsslError::UnknownField {
-            field: field.into(),
-        }
-        .report()
+fn resolve_field(field: &str) -> Result<String, PgsslError> {
+    dn::lookup_field(field).ok_or_else(|| PgsslError::UnknownField {
+        field: field.into(),
     })
 }
 
@@ -83,16 +81,16 @@ fn issuer_dn() -> Option<String> {
 
 /// One field of the client certificate's subject, by short or long name or OID.
 #[pg_extern(stable, strict, parallel_restricted)]
-fn client_dn_field(field: &str) -> Option<String> {
-    let oid = resolve_field(field);
-    peer().and_then(|c| cert::name_field(c.subject_name(), &oid))
+fn client_dn_field(field: &str) -> Result<Option<String>, ErrorReport> {
+    let oid = resolve_field(field)?;
+    Ok(peer().and_then(|c| cert::name_field(c.subject_name(), &oid)))
 }
 
 /// One field of the client certificate's issuer, by short or long name or OID.
 #[pg_extern(stable, strict, parallel_restricted)]
-fn issuer_field(field: &str) -> Option<String> {
-    let oid = resolve_field(field);
-    peer().and_then(|c| cert::name_field(c.issuer_name(), &oid))
+fn issuer_field(field: &str) -> Result<Option<String>, ErrorReport> {
+    let oid = resolve_field(field)?;
+    Ok(peer().and_then(|c| cert::name_field(c.issuer_name(), &oid)))
 }
 
 /// The client certificate's serial number.
