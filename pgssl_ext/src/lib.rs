@@ -15,6 +15,7 @@ mod port;
 mod server;
 mod session;
 mod timestamps;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -50,6 +51,21 @@ extension_sql_file!(
 pub extern "C-unwind" fn _PG_init() {
     ca::register_gucs();
     server::register_gucs();
+    worker::settings::register();
+    // The worker can only be registered while the library is preloaded,
+    // and never in a binary upgrade (pg_upgrade's servers must not sign or
+    // write anything).
+    // SAFETY: both are plain flags the postmaster sets before loading
+    // libraries; read on the only thread.
+    let (preloading, binary_upgrade) = unsafe {
+        (
+            pg_sys::process_shared_preload_libraries_in_progress,
+            pg_sys::IsBinaryUpgrade,
+        )
+    };
+    if preloading && !binary_upgrade {
+        worker::register();
+    }
     // PostgreSQL 15+: warn about misspelt pgssl.* settings.
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     // SAFETY: called once while the library loads, as PostgreSQL expects.

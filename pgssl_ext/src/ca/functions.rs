@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pgrx::prelude::*;
 use pgrx::spi::Spi;
 
-use super::authority::{self, Authority, CaKeyType, RevokedEntry};
+use super::authority::{self, Authority, CaKeyType};
 use super::policy::{self, RevocationReason};
 use super::{
     resolve, resolve_path, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
@@ -291,7 +291,11 @@ fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
         .report(),
     };
     match not_yet_revoked {
-        None => PgsslError::UnknownSerial { serial }.report(),
+        // Not in the registry: a certificate whose issuing transaction
+        // rolled back (its serial is in the server log), or a mistyped
+        // serial. Either way listing it in the CRL is safe, and nothing
+        // pgssl handed out stays unrevocable.
+        None => revoke_unregistered(&serial, reason),
         Some(false) => false,
         Some(true) => {
             Spi::run_with_args(
@@ -312,6 +316,34 @@ fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
     }
 }
 
+/// Records the revocation of a serial the registry does not know, with a
+/// WARNING. `false` when it was already recorded.
+fn revoke_unregistered(serial: &str, reason: RevocationReason) -> bool {
+    let recorded = Spi::get_one_with_args::<bool>(
+        "INSERT INTO pgssl.unregistered_revocations (serial, revocation_reason)
+         VALUES ($1, $2)
+         ON CONFLICT (serial) DO NOTHING
+         RETURNING true",
+        &[serial.into(), reason.name().into()],
+    );
+    match recorded {
+        Ok(Some(true)) => {
+            pgrx::warning!(
+                "serial {serial} is not in pgssl.issued_certs; its revocation is recorded in \
+                 pgssl.unregistered_revocations and listed in the CRL (a certificate whose issuing \
+                 transaction rolled back is found by serial in the server log)"
+            );
+            true
+        }
+        Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => false,
+        Err(e) => PgsslError::Internal {
+            doing: "recording the revocation",
+            reason: e.to_string(),
+        }
+        .report(),
+    }
+}
+
 /// A v2 CRL of every revoked certificate in the registry, signed by the CA,
 /// with the next CRL number.
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
@@ -321,7 +353,7 @@ fn crl(next_update_days: default!(i32, 7)) -> String {
     make_crl(next_update_days)
 }
 
-fn make_crl(next_update_days: i32) -> String {
+fn check_crl_days(next_update_days: i32) {
     if !(1..=MAX_CRL_DAYS).contains(&next_update_days) {
         PgsslError::InvalidArgument {
             message: format!(
@@ -331,54 +363,25 @@ fn make_crl(next_update_days: i32) -> String {
         }
         .report();
     }
+}
+
+fn make_crl(next_update_days: i32) -> String {
+    check_crl_days(next_update_days);
     let ca = load_ca();
     let number = Spi::get_one::<i64>("SELECT pg_catalog.nextval('pgssl.crl_number')")
         .ok()
         .flatten()
         .unwrap_or(1);
-    let entries = revoked_entries();
-    let crl = authority::build_crl(&ca, &entries, number, now(), next_update_days)
-        .unwrap_or_else(|e| crypto("signing the CRL")(e).report());
+    let entries = super::crl_store::revoked_entries().unwrap_or_else(|e| e.report());
+    let crl = authority::build_crl(
+        &ca,
+        &entries,
+        number,
+        now(),
+        i64::from(next_update_days) * 86_400,
+    )
+    .unwrap_or_else(|e| crypto("signing the CRL")(e).report());
     pem_text(crl.to_pem())
-}
-
-fn revoked_entries() -> Vec<RevokedEntry> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT serial,
-                    pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
-                    revocation_reason
-               FROM pgssl.issued_certs
-              WHERE revoked_at IS NOT NULL
-              ORDER BY serial",
-            None,
-            &[],
-        )?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (Some(serial_hex), Some(revoked_at)) = (row.get::<String>(1)?, row.get::<i64>(2)?)
-            else {
-                continue;
-            };
-            let reason = row
-                .get::<String>(3)?
-                .and_then(|r| RevocationReason::from_name(&r))
-                .unwrap_or(RevocationReason::Unspecified);
-            entries.push(RevokedEntry {
-                serial_hex,
-                revoked_at,
-                reason,
-            });
-        }
-        Ok::<_, pgrx::spi::SpiError>(entries)
-    })
-    .unwrap_or_else(|e| {
-        PgsslError::Internal {
-            doing: "reading revoked certificates",
-            reason: e.to_string(),
-        }
-        .report()
-    })
 }
 
 /// Writes a fresh CRL to the file `ssl_crl_file` names (atomically: write,
@@ -395,22 +398,12 @@ fn install_crl(next_update_days: default!(i32, 7)) -> String {
     if setting.trim().is_empty() {
         PgsslError::CrlFileNotSet.report();
     }
-    let pem = make_crl(next_update_days);
+    check_crl_days(next_update_days);
     let path = resolve_path(&setting);
-    authority::write_atomically(&path, pem.as_bytes()).unwrap_or_else(|e| {
-        PgsslError::CrlWrite {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }
-        .report()
-    });
-    Spi::run("SELECT pg_catalog.pg_reload_conf()").unwrap_or_else(|e| {
-        PgsslError::Internal {
-            doing: "reloading the configuration",
-            reason: e.to_string(),
-        }
-        .report()
-    });
+    let stored = super::crl_store::sign_and_store(now(), i64::from(next_update_days) * 86_400)
+        .unwrap_or_else(|e| e.report());
+    super::crl_store::install(&stored, &path).unwrap_or_else(|e| e.report());
+    super::crl_store::reload_configuration().unwrap_or_else(|e| e.report());
     path.display().to_string()
 }
 

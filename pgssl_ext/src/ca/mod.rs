@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 pub mod authority;
+pub mod crl_file;
+pub mod crl_store;
 pub(crate) mod functions;
 pub mod policy;
 
