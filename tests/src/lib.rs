@@ -18,7 +18,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use cluster::{clean_command, pg_bindir, ClusterBuilder, TlsCluster, DEFAULT_HBA, SEED_HBA};
+pub use cluster::{
+    clean_command, libfaketime, pg_bindir, ClusterBuilder, TlsCluster, DEFAULT_HBA, SEED_HBA,
+};
 pub use pki::{Ca, CertFiles, CertSpec, Issued, KeyType};
 
 /// A suffix unique within this test process, for file names.

@@ -154,6 +154,7 @@ impl Issued {
 }
 
 /// A certificate authority for tests.
+#[derive(Clone)]
 pub struct Ca {
     /// The self-signed CA certificate.
     pub cert: X509,

@@ -852,96 +852,16 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
     assert_no_crash(&cluster);
 }
 
-/// A streaming standby of `primary`, stopped on drop.
-struct Standby {
-    data_dir: PathBuf,
-    port: u16,
-}
-
-impl Standby {
-    fn start(primary: &TlsCluster) -> Standby {
-        let parent = primary.dir("standby");
-        std::process::Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&parent)
-            .status()
-            .unwrap();
-        let data_dir = parent.join("data");
-        let bin = pgssl_tests::pg_bindir();
-        let as_postgres = |program: &str| {
-            let mut cmd = std::process::Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
-            cmd
-        };
-        let out = as_postgres("pg_basebackup")
-            .arg("-D")
-            .arg(&data_dir)
-            .args(["-R", "-X", "stream", "-U", "postgres", "-h"])
-            .arg(&primary.socket_dir)
-            .args(["-p", &primary.port.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(&data_dir)
-            .arg("-l")
-            .arg(data_dir.join("server.log"))
-            .args(["-o", &format!("-p {port}"), "-w", "-t", "60", "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Standby { data_dir, port }
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(pgssl_tests::pg_bindir().join("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-    }
-}
-
 #[test]
 fn a_standby_refuses_to_sign_with_25006() {
-    let cluster = TlsCluster::builder()
-        .hba(&format!(
-            "local replication all trust\n{}",
-            pgssl_tests::DEFAULT_HBA
-        ))
-        .start();
+    let cluster = TlsCluster::builder().replication().start();
     cluster.sql("SELECT pgssl.init_ca() IS NOT NULL");
-    let standby = Standby::start(&cluster);
-    let conninfo = format!(
-        "host={} port={} dbname=postgres user=postgres",
-        cluster.socket_dir.display(),
-        standby.port
-    );
-    assert_eq!(
-        cluster.psql_ok(&conninfo, "SELECT pg_is_in_recovery()"),
-        "t"
-    );
+    let standby = cluster.start_standby();
+    let conninfo = standby.socket_conninfo("postgres");
+    assert_eq!(standby.sql("SELECT pg_is_in_recovery()"), "t");
     // The CA certificate is readable there; nothing that writes runs.
     assert_eq!(
-        cluster.psql_ok(&conninfo, "SELECT pgssl.ca_cert()"),
+        standby.sql("SELECT pgssl.ca_cert()"),
         cluster.sql("SELECT pgssl.ca_cert()")
     );
     let csr = lit(&crate_csr(&["postgres"]));
@@ -953,7 +873,7 @@ fn a_standby_refuses_to_sign_with_25006() {
         "SELECT pgssl.install_crl()".into(),
         "SELECT pgssl.init_ca()".into(),
     ] {
-        let out = run_sql(&cluster, &conninfo, &sql);
+        let out = run_sql(&standby, &conninfo, &sql);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("ERROR:  25006:") && stderr.contains("during recovery"),
