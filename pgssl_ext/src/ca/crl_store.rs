@@ -47,6 +47,15 @@ impl StoredCrl {
     }
 }
 
+/// One value from a read-only query. (`Spi::get_one` would assign a
+/// transaction id, which a standby refuses.)
+pub fn select_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Option<T>, pgrx::spi::SpiError> {
+    Spi::connect(|client| client.select(query, Some(1), args)?.first().get_one::<T>())
+}
+
 fn spi_error(doing: &'static str) -> impl FnOnce(pgrx::spi::SpiError) -> PgsslError {
     move |e| PgsslError::Internal {
         doing,
@@ -97,9 +106,10 @@ pub fn revoked_entries() -> Result<Vec<RevokedEntry>, PgsslError> {
 /// How many revocations there are now: a cheap check for "a revocation
 /// committed since the newest CRL" (revocations are never taken back).
 pub fn revocation_count() -> Result<i64, PgsslError> {
-    Spi::get_one::<i64>(
+    select_one::<i64>(
         "SELECT (SELECT count(*) FROM pgssl.issued_certs WHERE revoked_at IS NOT NULL)
               + (SELECT count(*) FROM pgssl.unregistered_revocations)",
+        &[],
     )
     .map(Option::unwrap_or_default)
     .map_err(spi_error("counting revocations"))
@@ -190,7 +200,7 @@ pub fn sign_and_store(now: i64, validity_secs: i64) -> Result<StoredCrl, PgsslEr
 
 /// `ssl_crl_file`, resolved against the data directory; `None` when unset.
 pub fn crl_file_path() -> Result<Option<PathBuf>, PgsslError> {
-    let setting = Spi::get_one::<String>("SELECT pg_catalog.current_setting('ssl_crl_file')")
+    let setting = select_one::<String>("SELECT pg_catalog.current_setting('ssl_crl_file')", &[])
         .map_err(spi_error("reading ssl_crl_file"))?
         .unwrap_or_default();
     let setting = setting.trim();
@@ -210,5 +220,7 @@ pub fn install(crl: &StoredCrl, path: &std::path::Path) -> Result<Installed, Pgs
 /// Asks the postmaster to reload the configuration, so that new
 /// connections use the CRL file as it is now.
 pub fn reload_configuration() -> Result<(), PgsslError> {
-    Spi::run("SELECT pg_catalog.pg_reload_conf()").map_err(spi_error("reloading the configuration"))
+    select_one::<bool>("SELECT pg_catalog.pg_reload_conf()", &[])
+        .map(drop)
+        .map_err(spi_error("reloading the configuration"))
 }

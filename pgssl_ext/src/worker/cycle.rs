@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pgrx::prelude::*;
-use pgrx::spi::Spi;
 
 use super::{in_transaction, sessions, settings};
 use crate::ca::crl_file::Installed;
@@ -128,9 +127,12 @@ pub fn run(state: &mut State) {
     let in_recovery = unsafe { pg_sys::RecoveryInProgress() };
 
     let ready = in_transaction(|| {
-        Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('pgssl.crls') IS NOT NULL")
-            .map(Option::unwrap_or_default)
-            .map_err(|e| e.to_string())
+        crl_store::select_one::<bool>(
+            "SELECT pg_catalog.to_regclass('pgssl.crls') IS NOT NULL",
+            &[],
+        )
+        .map(Option::unwrap_or_default)
+        .map_err(|e| e.to_string())
     });
     match ready {
         Ok(true) => state.notice("extension", None),

@@ -85,6 +85,10 @@ pub extern "C-unwind" fn pgssl_worker_main(_arg: pg_sys::Datum) {
         }
     }
     log!("pgssl worker: shutting down");
+    // Exit code 1: when the server is not shutting down (the worker was
+    // terminated on its own), the postmaster starts it again.
+    // SAFETY: a clean exit from the worker's main function.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 /// Runs `body` in a transaction of its own. An ERROR or panic inside is

@@ -1,0 +1,318 @@
+//! Revocation in production, end to end: the pgssl worker (preloaded) keeps
+//! the CRL signed and installed on the primary and on a streaming standby,
+//! with the server clock moved on by libfaketime; revocations reach new
+//! logins and open sessions; nothing pgssl hands out is unrevocable.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509ReqBuilder;
+use openssl::x509::{X509Crl, X509};
+use pgssl_tests::{CertFiles, KeyType, TlsCluster};
+
+// ---------------------------------------------------------------- helpers
+
+/// Polls `ready` every 50 ms until it holds; panics after `timeout`.
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A CSR for `CN=<cn>` signed by `key`.
+fn csr_pem(cn: &str, key: &PKey<Private>) -> String {
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let mut req = X509ReqBuilder::new().unwrap();
+    req.set_subject_name(&name.build()).unwrap();
+    req.set_pubkey(key).unwrap();
+    req.sign(key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    String::from_utf8(req.build().to_pem().unwrap()).unwrap()
+}
+
+/// A primary with the pgssl worker preloaded, a pgssl CA trusted for client
+/// certificates, `ssl_crl_file = 'pgssl.crl'`, and the first CRL installed
+/// by the worker; `extra` lines go into postgresql.conf.
+fn primary(extra: &[&str]) -> TlsCluster {
+    let mut builder = TlsCluster::builder()
+        .replication()
+        .conf("shared_preload_libraries = 'pgssl'");
+    for line in extra {
+        builder = builder.conf(line);
+    }
+    let cluster = builder.start();
+    cluster.sql("SELECT pgssl.init_ca('pgssl revocation CA', 3650) IS NOT NULL");
+    set_and_reload(&cluster, "ssl_ca_file", "pgssl_ca.crt");
+    set_and_reload(&cluster, "ssl_crl_file", "pgssl.crl");
+    // The worker signs the first CRL and installs it, without a command.
+    wait_until("the first CRL", Duration::from_secs(20), || {
+        cluster.data_dir.join("pgssl.crl").exists()
+    });
+    cluster
+}
+
+/// `ALTER SYSTEM SET name = value`, reload, and wait until new sessions see it.
+fn set_and_reload(cluster: &TlsCluster, name: &str, value: &str) {
+    cluster.sql(&format!("ALTER SYSTEM SET {name} = '{value}'"));
+    cluster.sql("SELECT pg_reload_conf()");
+    wait_until(
+        &format!("{name} = {value}"),
+        Duration::from_secs(20),
+        || cluster.sql(&format!("SELECT current_setting('{name}', true)")) == value,
+    );
+}
+
+/// A login role with a certificate from the pgssl CA, valid 397 days (so it
+/// is still valid when the server's clock is moved 100 days on); returns
+/// the files psql uses and the serial (hex).
+fn issue(cluster: &TlsCluster, role: &str) -> (CertFiles, String) {
+    cluster.sql(&format!(
+        "DO $$BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN END$$"
+    ));
+    let key = KeyType::EcP256.generate();
+    let csr = csr_pem(role, &key);
+    let pem = cluster.sql(&format!("SELECT pgssl.sign_csr($csr${csr}$csr$, 397)"));
+    let files = write_client(
+        cluster,
+        role,
+        &pem,
+        &key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    (files, serial_of(&pem))
+}
+
+fn write_client(cluster: &TlsCluster, stem: &str, cert_pem: &str, key_pem: &[u8]) -> CertFiles {
+    let stem = format!("{stem}-{}", pgssl_tests::unique_suffix());
+    let cert = cluster.client_dir.join(format!("{stem}.crt"));
+    let key = cluster.client_dir.join(format!("{stem}.key"));
+    fs::write(&cert, format!("{cert_pem}\n")).unwrap();
+    fs::write(&key, key_pem).unwrap();
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    CertFiles { cert, key }
+}
+
+fn serial_of(pem: &str) -> String {
+    let cert = X509::from_pem(pem.as_bytes()).unwrap();
+    let bn = cert.serial_number().to_bn().unwrap();
+    bn.to_hex_str().unwrap().to_lowercase()
+}
+
+/// Whether `role` logs in with `files` over verify-full.
+fn logs_in(cluster: &TlsCluster, role: &str, files: &CertFiles) -> bool {
+    cluster
+        .psql(&cluster.verify_full(role, Some(files)), "SELECT 1")
+        .status
+        .success()
+}
+
+/// Waits until `role` logs in (the worker may be installing a fresh CRL).
+fn wait_logs_in(cluster: &TlsCluster, role: &str, files: &CertFiles, within: Duration) {
+    wait_until(&format!("{role} logging in"), within, || {
+        logs_in(cluster, role, files)
+    });
+}
+
+/// Asserts that `role` is refused with "certificate revoked".
+fn assert_revoked(cluster: &TlsCluster, role: &str, files: &CertFiles) {
+    let out = cluster.psql(&cluster.verify_full(role, Some(files)), "SELECT 1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("certificate revoked"),
+        "{role} was not refused as revoked: {stderr}"
+    );
+}
+
+/// Waits until `role` is refused; returns how long that took.
+fn wait_refused(cluster: &TlsCluster, role: &str, files: &CertFiles, within: Duration) -> Duration {
+    let start = Instant::now();
+    wait_until(&format!("{role} being refused"), within, || {
+        !logs_in(cluster, role, files)
+    });
+    let took = start.elapsed();
+    assert_revoked(cluster, role, files);
+    took
+}
+
+/// The pgssl CA's CRL in the file the server uses.
+fn installed_crl(cluster: &TlsCluster, file: &str) -> X509Crl {
+    let text = fs::read_to_string(cluster.data_dir.join(file)).unwrap();
+    let ca = X509::from_pem(cluster.sql("SELECT pgssl.ca_cert()").as_bytes()).unwrap();
+    let crls = crls_in(&text);
+    crls.into_iter()
+        .find(|c| c.issuer_name().to_der().unwrap() == ca.subject_name().to_der().unwrap())
+        .expect("the pgssl CA's CRL in the file")
+}
+
+fn crls_in(text: &str) -> Vec<X509Crl> {
+    text.split_inclusive("-----END X509 CRL-----")
+        .filter(|b| b.contains("-----BEGIN X509 CRL-----"))
+        .map(|b| X509Crl::from_pem(b.trim().as_bytes()).unwrap())
+        .collect()
+}
+
+/// Seconds until the nextUpdate of `crl`, by the given clock offset in days.
+fn days_left(crl: &X509Crl, offset_days: i64) -> i64 {
+    let next = crl.next_update().unwrap();
+    let fake_now = openssl::asn1::Asn1Time::days_from_now(offset_days as u32).unwrap();
+    fake_now.diff(next).unwrap().days as i64
+}
+
+/// A psql session kept open: its backend pid, and its stdin to keep it.
+struct OpenSession {
+    child: Child,
+    _stdin: ChildStdin,
+    pid: i32,
+}
+
+impl OpenSession {
+    fn open(cluster: &TlsCluster, role: &str, files: &CertFiles) -> OpenSession {
+        let mut child = cluster
+            .psql_command(&cluster.verify_full(role, Some(files)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "SELECT pg_backend_pid();").unwrap();
+        stdin.flush().unwrap();
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let pid = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no pid: {line:?}"));
+        OpenSession {
+            child,
+            _stdin: stdin,
+            pid,
+        }
+    }
+
+    fn alive_on(&self, cluster: &TlsCluster) -> bool {
+        cluster.sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {}",
+            self.pid
+        )) == "1"
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Restarts `node` with its clock moved by `offset` under libfaketime, and
+/// waits until the pgssl worker runs on that clock.
+///
+/// libfaketime leaves a process on the real clock when it is forked inside
+/// a signal handler that interrupted an intercepted `select()` (its
+/// per-thread guard is set there and the child inherits it). PostgreSQL 15
+/// starts background workers from its SIGCHLD handler, so the worker may
+/// come up on the real clock; such a worker is terminated and the
+/// postmaster starts it again from its main loop, on the moved clock. This
+/// is the harness correcting the simulation, not a pgssl command.
+fn restart_with_clock(node: &mut TlsCluster, offset: &str) {
+    node.restart_with_faketime(Some(offset));
+    wait_until(
+        "the pgssl worker on the server's clock",
+        Duration::from_secs(30),
+        || {
+            let row = node.sql(
+                "SELECT pid, backend_start < now() - interval '1 hour'
+               FROM pg_stat_activity WHERE backend_type = 'pgssl worker'",
+            );
+            match row.split_once('|') {
+                Some((pid, "t")) => {
+                    node.sql(&format!("SELECT pg_terminate_backend({pid})"));
+                    false
+                }
+                Some((_, "f")) => true,
+                _ => false,
+            }
+        },
+    );
+}
+
+fn assert_log_has(cluster: &TlsCluster, needle: &str) {
+    let log = cluster.log();
+    assert!(log.contains(needle), "server log lacks {needle:?}:\n{log}");
+}
+
+fn wait_log(cluster: &TlsCluster, needle: &str, within: Duration) {
+    wait_until(&format!("{needle:?} in the server log"), within, || {
+        cluster.log().contains(needle)
+    });
+}
+
+// ---------------------------------------------------------------- tests
+
+/// Done when: 30 and 100 days after a revocation, with no command run by
+/// hand in between, a valid certificate logs in on primary and standby and
+/// the revoked one is refused on both.
+#[test]
+fn the_crl_never_lapses_on_primary_and_standby() {
+    let mut primary = primary(&[]);
+    let (alice, alice_serial) = issue(&primary, "alice");
+    let (bob, _) = issue(&primary, "bob");
+    wait_logs_in(&primary, "alice", &alice, Duration::from_secs(20));
+    let mut standby = primary.start_standby();
+    wait_logs_in(&standby, "alice", &alice, Duration::from_secs(20));
+
+    primary.sql(&format!(
+        "SELECT pgssl.revoke('{alice_serial}', 'keyCompromise')"
+    ));
+    let took = wait_refused(&primary, "alice", &alice, Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(2),
+        "primary refused after {took:?}"
+    );
+    standby.catch_up_with(&primary);
+    let took = wait_refused(&standby, "alice", &alice, Duration::from_secs(10));
+    assert!(
+        took < Duration::from_secs(10),
+        "standby refused after {took:?}"
+    );
+    assert!(logs_in(&primary, "bob", &bob) && logs_in(&standby, "bob", &bob));
+    let first = installed_crl(&primary, "pgssl.crl");
+    assert_eq!(days_left(&first, 0), 6, "a week's CRL by default");
+
+    for days in [30, 100] {
+        let offset = format!("+{days}d");
+        restart_with_clock(&mut primary, &offset);
+        restart_with_clock(&mut standby, &offset);
+        // Nothing is run by hand: the worker re-signs on the primary, the
+        // standby installs the replicated CRL.
+        wait_logs_in(&primary, "bob", &bob, Duration::from_secs(20));
+        wait_logs_in(&standby, "bob", &bob, Duration::from_secs(20));
+        assert_revoked(&primary, "alice", &alice);
+        assert_revoked(&standby, "alice", &alice);
+        for node in [&primary, &standby] {
+            let crl = installed_crl(node, "pgssl.crl");
+            assert!(
+                days_left(&crl, days) >= 3,
+                "{days} days on: the CRL is current"
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(primary.data_dir.join("pgssl.crl")).unwrap(),
+            fs::read_to_string(standby.data_dir.join("pgssl.crl")).unwrap(),
+            "the standby installs the primary's CRL"
+        );
+    }
+    assert_log_has(&primary, "pgssl worker: signed CRL number");
+    assert_log_has(&standby, "pgssl worker: installed CRL number");
+    assert!(
+        !standby.log().contains("signed CRL"),
+        "a standby never signs"
+    );
+}
