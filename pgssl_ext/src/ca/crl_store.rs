@@ -13,8 +13,9 @@ use pgrx::spi::Spi;
 use super::authority::{self, RevokedEntry};
 use super::crl_file::{self, Installed};
 use super::policy::RevocationReason;
-use super::{resolve, resolve_path, CA_CERT_FILE, CA_KEY_FILE};
+use crate::backend::resolve_path;
 use crate::error::PgsslError;
+use crate::gucs;
 
 /// One row of `pgssl.crls`.
 #[derive(Debug, Clone)]
@@ -127,16 +128,16 @@ pub fn newest() -> Result<Option<StoredCrl>, PgsslError> {
             None,
             &[],
         )?;
-        for row in rows {
-            return Ok(Some(StoredCrl {
-                number: row.get::<i64>(1)?.unwrap_or_default(),
-                this_update: row.get::<i64>(2)?.unwrap_or_default(),
-                next_update: row.get::<i64>(3)?.unwrap_or_default(),
-                revocations: row.get::<i64>(4)?.unwrap_or_default(),
-                pem: row.get::<String>(5)?.unwrap_or_default(),
-            }));
-        }
-        Ok::<_, pgrx::spi::SpiError>(None)
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        Ok::<_, pgrx::spi::SpiError>(Some(StoredCrl {
+            number: row.get::<i64>(1)?.unwrap_or_default(),
+            this_update: row.get::<i64>(2)?.unwrap_or_default(),
+            next_update: row.get::<i64>(3)?.unwrap_or_default(),
+            revocations: row.get::<i64>(4)?.unwrap_or_default(),
+            pem: row.get::<String>(5)?.unwrap_or_default(),
+        }))
     })
     .map_err(spi_error("reading pgssl.crls"))
 }
@@ -148,8 +149,8 @@ const KEEP_CRLS: i64 = 20;
 /// with the next CRL number, and stores it in `pgssl.crls` (in the current
 /// transaction). Needs the CA key: on the primary only.
 pub fn sign_and_store(now: i64, validity_secs: i64) -> Result<StoredCrl, PgsslError> {
-    let ca = authority::load_cached(&resolve(&CA_CERT_FILE), &resolve(&CA_KEY_FILE))
-        .map_err(PgsslError::Ca)?;
+    let ca = authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
+        .map_err(|e| PgsslError::ca(authority::CaRole::Client, e))?;
     let number = Spi::get_one::<i64>("SELECT pg_catalog.nextval('pgssl.crl_number')")
         .map_err(spi_error("drawing a CRL number"))?
         .ok_or(PgsslError::Internal {
@@ -211,8 +212,9 @@ pub fn crl_file_path() -> Result<Option<PathBuf>, PgsslError> {
 /// every other issuer's (see [`crl_file`]).
 pub fn install(crl: &StoredCrl, path: &std::path::Path) -> Result<Installed, PgsslError> {
     let issuer = crl.issuer()?;
-    crl_file::install(path, &crl.pem, &issuer).map_err(|e| PgsslError::CrlWrite {
-        path: path.display().to_string(),
+    crl_file::install(path, &crl.pem, &issuer).map_err(|e| PgsslError::FileWrite {
+        what: "CRL",
+        path: path.to_path_buf(),
         reason: e.to_string(),
     })
 }

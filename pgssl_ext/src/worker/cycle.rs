@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pgrx::prelude::*;
 
-use super::{in_transaction, sessions, settings};
+use super::{in_transaction, sessions};
 use crate::ca::crl_file::Installed;
 use crate::ca::crl_store;
-use crate::ca::{resolve, CA_CERT_FILE};
+use crate::gucs;
 
 /// How soon a failed step is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -142,7 +142,7 @@ pub fn run(state: &mut State) {
                 Some(format!(
                     "the pgssl extension (0.2.0 or later) is not installed in database \"{}\" \
                      (pgssl.database); waiting for CREATE EXTENSION pgssl or ALTER EXTENSION pgssl UPDATE",
-                    settings::database()
+                    gucs::database()
                 )),
             );
             return;
@@ -181,7 +181,7 @@ pub fn run(state: &mut State) {
         }
     }
 
-    if settings::terminate_revoked_sessions() {
+    if gucs::terminate_revoked_sessions() {
         let revoked = &mut state.revoked;
         if let Err(e) = in_transaction(|| sessions::terminate_revoked(revoked)) {
             state.failed("ending revoked sessions", e);
@@ -198,18 +198,18 @@ fn sign_if_due() -> Result<Option<(Due, i64)>, String> {
         || (crl_store::crl_file_path()
             .map_err(|e| e.message())?
             .is_some()
-            && resolve(&CA_CERT_FILE).exists());
+            && gucs::ca_cert_file().exists());
     let due = signing_due(
         newest
             .as_ref()
             .map(|n| (n.this_update, n.next_update, n.revocations)),
         revocations,
         now,
-        settings::crl_refresh(),
+        gucs::crl_refresh(),
         wanted,
     );
     let Some(due) = due else { return Ok(None) };
-    let stored = crl_store::sign_and_store(now, settings::crl_validity()).map_err(|e| {
+    let stored = crl_store::sign_and_store(now, gucs::crl_validity()).map_err(|e| {
         let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
         format!("{}{hint}", e.message())
     })?;

@@ -18,7 +18,6 @@
 
 mod cycle;
 mod sessions;
-pub mod settings;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -27,6 +26,8 @@ use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
 use pgrx::prelude::*;
+
+use crate::gucs;
 use pgrx::PgTryBuilder;
 
 /// The name in `pg_stat_activity.backend_type` and in the server log.
@@ -57,7 +58,7 @@ pub fn register() {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pgssl_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = settings::database();
+    let database = gucs::database();
     log!("pgssl worker: started, connecting to database \"{database}\" (pgssl.database)");
     // A database that does not exist ends the worker here with a FATAL
     // naming it; the postmaster starts it again after RESTART_AFTER.
@@ -69,10 +70,10 @@ pub extern "C-unwind" fn pgssl_worker_main(_arg: pg_sys::Datum) {
             // SAFETY: called from the worker's main loop, outside any
             // transaction, as PostgreSQL's own processes do on SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-            if settings::database() != database {
+            if gucs::database() != database {
                 log!(
                     "pgssl worker: pgssl.database changed to \"{}\"; restarting to connect to it",
-                    settings::database()
+                    gucs::database()
                 );
                 // SAFETY: a clean exit; exit code 1 makes the postmaster
                 // start the worker again after RESTART_AFTER.
