@@ -316,3 +316,159 @@ fn the_crl_never_lapses_on_primary_and_standby() {
         "a standby never signs"
     );
 }
+
+/// Done when: a session open with a certificate is ended within 2 s of its
+/// revocation committing, on primary and standby; other sessions stay up;
+/// with the setting off, it stays up.
+#[test]
+fn sessions_with_a_revoked_certificate_end_on_primary_and_standby() {
+    let primary = primary(&[]);
+    let (alice, alice_serial) = issue(&primary, "alice");
+    let (carol, carol_serial) = issue(&primary, "carol");
+    let (bob, _) = issue(&primary, "bob");
+    wait_logs_in(&primary, "alice", &alice, Duration::from_secs(20));
+    let standby = primary.start_standby();
+    wait_logs_in(&standby, "carol", &carol, Duration::from_secs(20));
+
+    let on_primary = OpenSession::open(&primary, "alice", &alice);
+    let bob_on_primary = OpenSession::open(&primary, "bob", &bob);
+    let on_standby = OpenSession::open(&standby, "carol", &carol);
+    let bob_on_standby = OpenSession::open(&standby, "bob", &bob);
+    assert!(on_primary.alive_on(&primary) && on_standby.alive_on(&standby));
+
+    primary.sql(&format!(
+        "SELECT pgssl.revoke('{alice_serial}'), pgssl.revoke('{carol_serial}', 'keyCompromise')"
+    ));
+    let committed = Instant::now();
+    wait_until("alice's session to end", Duration::from_secs(10), || {
+        !on_primary.alive_on(&primary)
+    });
+    let primary_took = committed.elapsed();
+    wait_until(
+        "carol's session on the standby to end",
+        Duration::from_secs(10),
+        || !on_standby.alive_on(&standby),
+    );
+    let standby_took = committed.elapsed();
+    assert!(
+        primary_took < Duration::from_secs(2),
+        "primary: {primary_took:?}"
+    );
+    assert!(
+        standby_took < Duration::from_secs(2),
+        "standby: {standby_took:?}"
+    );
+    assert!(bob_on_primary.alive_on(&primary), "other sessions stay up");
+    assert!(bob_on_standby.alive_on(&standby), "other sessions stay up");
+    assert_log_has(
+        &primary,
+        &format!(
+            "terminated session pid {} of role \"alice\": its client certificate serial {alice_serial}",
+            on_primary.pid
+        ),
+    );
+    assert_log_has(
+        &standby,
+        &format!(
+            "terminated session pid {} of role \"carol\": its client certificate serial {carol_serial}",
+            on_standby.pid
+        ),
+    );
+
+    // With pgssl.terminate_revoked_sessions off, new logins are refused but
+    // the open session stays.
+    set_and_reload(&primary, "pgssl.terminate_revoked_sessions", "off");
+    let (dave, dave_serial) = issue(&primary, "dave");
+    let dave_session = OpenSession::open(&primary, "dave", &dave);
+    primary.sql(&format!("SELECT pgssl.revoke('{dave_serial}')"));
+    wait_refused(&primary, "dave", &dave, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(dave_session.alive_on(&primary), "the setting is off");
+    assert!(bob_on_primary.alive_on(&primary));
+}
+
+/// Done when: a certificate from a rolled-back `enroll` is revoked by its
+/// serial and then refused.
+#[test]
+fn a_certificate_from_a_rolled_back_enroll_is_revoked_by_serial() {
+    let primary = primary(&[]);
+    primary.sql(
+        "CREATE ROLE erin LOGIN; GRANT EXECUTE ON FUNCTION pgssl.enroll(text, integer) TO erin",
+    );
+    let key = KeyType::EcP256.generate();
+    let csr = csr_pem("erin", &key);
+    let socket = format!(
+        "host={} port={} dbname=postgres user=erin",
+        primary.socket_dir.display(),
+        primary.port
+    );
+    let out = primary
+        .psql_command(&socket)
+        .arg("-c")
+        .arg("BEGIN")
+        .arg("-c")
+        .arg(format!("SELECT pgssl.enroll($csr${csr}$csr$, 30)"))
+        .arg("-c")
+        .arg("ROLLBACK")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let serial = serial_of(&pem);
+    assert_eq!(
+        primary.sql(&format!(
+            "SELECT count(*) FROM pgssl.issued_certs WHERE serial = '{serial}'"
+        )),
+        "0",
+        "the registry row rolled back"
+    );
+    let erin = write_client(
+        &primary,
+        "erin",
+        &pem,
+        &key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    assert!(
+        logs_in(&primary, "erin", &erin),
+        "valid, and not in the registry"
+    );
+
+    // The serial is in the server log, which no rollback undoes.
+    assert_log_has(
+        &primary,
+        &format!("pgssl issued certificate serial {serial} for CN \"erin\""),
+    );
+    let out = primary.psql(
+        &format!(
+            "host={} port={} dbname=postgres user=postgres",
+            primary.socket_dir.display(),
+            primary.port
+        ),
+        &format!("SELECT pgssl.revoke('{serial}', 'keyCompromise')"),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t");
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("WARNING:") && warning.contains("not in pgssl.issued_certs"),
+        "{warning}"
+    );
+    let took = wait_refused(&primary, "erin", &erin, Duration::from_secs(10));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let crl = installed_crl(&primary, "pgssl.crl");
+    let cert = X509::from_pem(pem.as_bytes()).unwrap();
+    assert!(matches!(
+        crl.get_by_serial(cert.serial_number()),
+        openssl::x509::CrlStatus::Revoked(_)
+    ));
+    assert_eq!(
+        primary.sql(&format!(
+            "SELECT revocation_reason FROM pgssl.unregistered_revocations WHERE serial = '{serial}'"
+        )),
+        "keyCompromise"
+    );
+}
