@@ -13,10 +13,14 @@ hostssl all +scram_users 127.0.0.1/32 scram-sha-256
 hostssl all all 127.0.0.1/32   cert
 ";
 
-/// The (check, status) pairs that are not `ok`.
+/// The (check, status) pairs that are not `ok`, but for the warning that
+/// the fixture's clusters do not preload pgssl (its checks are in
+/// revocation.rs).
 fn problems(cluster: &TlsCluster) -> BTreeSet<(String, String)> {
-    let out = cluster
-        .sql("SELECT \"check\" || '|' || status FROM pgssl.check_config() WHERE status <> 'ok'");
+    let out = cluster.sql(
+        "SELECT \"check\" || '|' || status FROM pgssl.check_config()
+          WHERE status <> 'ok' AND NOT (\"check\" = 'crl_worker' AND status = 'warn')",
+    );
     out.lines()
         .map(|l| {
             let (check, status) = l.split_once('|').unwrap();

@@ -5,7 +5,8 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use openssl::pkey::{PKey, Private};
@@ -471,4 +472,191 @@ fn a_certificate_from_a_rolled_back_enroll_is_revoked_by_serial() {
         )),
         "keyCompromise"
     );
+}
+
+/// A CRL of the CA in `dir` (`<stem>.crt`, `<stem>.key`), made as a DBA
+/// would with `openssl ca -gencrl`; `clock` runs openssl under faketime.
+fn dba_crl(dir: &Path, stem: &str, validity: &[&str], clock: Option<&str>) -> String {
+    fs::write(
+        dir.join("crl.cnf"),
+        "[ca]\ndefault_ca = CA_default\n[CA_default]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\n",
+    )
+    .unwrap();
+    fs::write(dir.join("index.txt"), "").unwrap();
+    fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    let out_name = format!("{stem}-{}.crl", pgssl_tests::unique_suffix());
+    let mut cmd = match clock {
+        Some(offset) => {
+            let mut c = Command::new("faketime");
+            c.args(["-f", offset, "openssl"]);
+            c
+        }
+        None => Command::new("openssl"),
+    };
+    let out = cmd
+        .args(["ca", "-gencrl", "-config", "crl.cnf", "-keyfile"])
+        .arg(format!("{stem}.key"))
+        .arg("-cert")
+        .arg(format!("{stem}.crt"))
+        .arg("-out")
+        .arg(&out_name)
+        .args(validity)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::read_to_string(dir.join(out_name)).unwrap()
+}
+
+/// The seed document's client files in a folder of `cluster`.
+fn seed_files(cluster: &TlsCluster) -> std::path::PathBuf {
+    let dir = cluster.dir("seed");
+    pgssl_tests::seed_recipe(&dir);
+    fs::set_permissions(
+        dir.join("client.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    dir
+}
+
+fn check(cluster: &TlsCluster, name: &str) -> Vec<String> {
+    let out = cluster.sql(&format!(
+        "SELECT status FROM pgssl.check_config() WHERE \"check\" = '{name}' ORDER BY status"
+    ));
+    out.lines().map(str::to_string).collect()
+}
+
+/// Done when: with `ssl_ca_file` holding the pgssl CA and the seed
+/// document's `root-client-ca`, the seed's `CN=postgres` certificate still
+/// logs in after revocations and CRL refreshes; a revoked pgssl certificate
+/// does not.
+#[test]
+fn the_seed_client_ca_keeps_its_crl_through_every_refresh() {
+    let mut primary = TlsCluster::builder()
+        .conf("shared_preload_libraries = 'pgssl'")
+        .start();
+    let seed = seed_files(&primary);
+    // The DBA gives root-client-ca a CRL of its own, valid ten years.
+    let seed_crl = dba_crl(&seed, "ca-client", &["-crldays", "3650"], None);
+    primary.sql("SELECT pgssl.init_ca('pgssl revocation CA', 3650) IS NOT NULL");
+    let bundle = format!(
+        "{}{}",
+        fs::read_to_string(primary.data_dir.join("pgssl_ca.crt")).unwrap(),
+        fs::read_to_string(seed.join("ca-client.crt")).unwrap()
+    );
+    primary.write_data_file("clients.crt", bundle.as_bytes(), 0o644);
+    primary.write_data_file("pgssl.crl", seed_crl.as_bytes(), 0o644);
+    set_and_reload(&primary, "ssl_ca_file", "clients.crt");
+    set_and_reload(&primary, "ssl_crl_file", "pgssl.crl");
+    wait_until("both CRLs in the file", Duration::from_secs(20), || {
+        crls_in(&fs::read_to_string(primary.data_dir.join("pgssl.crl")).unwrap()).len() == 2
+    });
+    let seed_client = CertFiles {
+        cert: seed.join("client.crt"),
+        key: seed.join("client.key"),
+    };
+    wait_logs_in(&primary, "postgres", &seed_client, Duration::from_secs(10));
+
+    let (alice, alice_serial) = issue(&primary, "alice");
+    let (bob, bob_serial) = issue(&primary, "bob");
+    let (carol, _) = issue(&primary, "carol");
+    primary.sql(&format!("SELECT pgssl.revoke('{alice_serial}')"));
+    wait_refused(&primary, "alice", &alice, Duration::from_secs(10));
+    primary.sql(&format!("SELECT pgssl.revoke('{bob_serial}')"));
+    wait_refused(&primary, "bob", &bob, Duration::from_secs(10));
+    assert!(
+        logs_in(&primary, "postgres", &seed_client),
+        "seed client after revocations"
+    );
+
+    // A refresh: 30 days on, the worker re-signs; the seed CA's CRL stays.
+    restart_with_clock(&mut primary, "+30d");
+    wait_logs_in(&primary, "carol", &carol, Duration::from_secs(20));
+    assert!(
+        logs_in(&primary, "postgres", &seed_client),
+        "seed client after a refresh"
+    );
+    assert_revoked(&primary, "alice", &alice);
+    assert_revoked(&primary, "bob", &bob);
+    let text = fs::read_to_string(primary.data_dir.join("pgssl.crl")).unwrap();
+    assert!(
+        text.contains(seed_crl.trim()),
+        "root-client-ca's CRL kept as it was"
+    );
+    assert_eq!(crls_in(&text).len(), 2);
+    for name in [
+        "crl_worker",
+        "crl_coverage",
+        "crl_expiry",
+        "crl_lists_revoked",
+    ] {
+        assert_eq!(check(&primary, name), vec!["ok"], "{name}");
+    }
+}
+
+/// Done when: `check_config()` reports each new check as described, tested
+/// with each broken set-up.
+#[test]
+fn check_config_fails_each_broken_revocation_set_up() {
+    // Without the preload: a warning, then a failure once revocation is in use.
+    let plain = TlsCluster::start();
+    assert_eq!(check(&plain, "crl_worker"), vec!["warn"]);
+    plain.sql("SELECT pgssl.init_ca() IS NOT NULL");
+    let (_, serial) = issue(&plain, "alice");
+    set_and_reload(&plain, "ssl_ca_file", "pgssl_ca.crt");
+    set_and_reload(&plain, "ssl_crl_file", "pgssl.crl");
+    plain.sql("SELECT pgssl.install_crl()");
+    plain.sql(&format!("SELECT pgssl.revoke('{serial}')"));
+    assert_eq!(check(&plain, "crl_worker"), vec!["fail"]);
+    // The revocation is in the registry, not in the file the server reads.
+    assert_eq!(check(&plain, "crl_lists_revoked"), vec!["fail"]);
+    plain.sql("SELECT pgssl.install_crl()");
+    assert_eq!(check(&plain, "crl_lists_revoked"), vec!["ok"]);
+
+    // With the worker: a second CA in ssl_ca_file without a CRL.
+    let primary = primary(&[]);
+    let other = seed_files(&primary);
+    let bundle = format!(
+        "{}{}",
+        fs::read_to_string(primary.data_dir.join("pgssl_ca.crt")).unwrap(),
+        fs::read_to_string(other.join("ca-client.crt")).unwrap()
+    );
+    primary.write_data_file("clients.crt", bundle.as_bytes(), 0o644);
+    set_and_reload(&primary, "ssl_ca_file", "clients.crt");
+    assert_eq!(check(&primary, "crl_worker"), vec!["ok"]);
+    assert_eq!(check(&primary, "crl_coverage"), vec!["fail"]);
+    let detail =
+        primary.sql("SELECT detail FROM pgssl.check_config() WHERE \"check\" = 'crl_coverage'");
+    assert!(detail.contains("root-client-ca"), "{detail}");
+
+    // Its CRL due within a day, then expired: the worker keeps it as it is.
+    let install_other = |crl: &str| {
+        let path = primary.data_dir.join("pgssl.crl");
+        let ours = fs::read_to_string(&path).unwrap();
+        primary.write_data_file("pgssl.crl", format!("{crl}{ours}").as_bytes(), 0o644);
+    };
+    install_other(&dba_crl(&other, "ca-client", &["-crlhours", "2"], None));
+    assert_eq!(check(&primary, "crl_coverage"), vec!["ok"]);
+    assert_eq!(check(&primary, "crl_expiry"), vec!["fail"]);
+    let fresh = fs::read_to_string(primary.data_dir.join("pgssl.crl")).unwrap();
+    let ours: String = fresh
+        .split_inclusive("-----END X509 CRL-----\n")
+        .skip(1)
+        .collect();
+    primary.write_data_file("pgssl.crl", ours.as_bytes(), 0o644);
+    install_other(&dba_crl(
+        &other,
+        "ca-client",
+        &["-crldays", "1"],
+        Some("-3d"),
+    ));
+    let detail =
+        primary.sql("SELECT detail FROM pgssl.check_config() WHERE \"check\" = 'crl_expiry'");
+    assert!(detail.contains("expired"), "{detail}");
+    assert_eq!(check(&primary, "crl_expiry"), vec!["fail"]);
 }
