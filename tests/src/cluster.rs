@@ -14,11 +14,12 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::pki::{write_file, Ca, CertFiles, CertSpec};
+use crate::conninfo;
+use crate::pki::{write_file, Ca, CertFiles, CertSpec, Issued};
 
 /// The default `pg_hba.conf`: superuser over the socket; over TCP with TLS,
 /// members of `scram_users` log in with a password and everyone else with a
@@ -503,23 +504,38 @@ impl TlsCluster {
     }
 
     /// Waits (up to 60 s) until this standby has replayed WAL up to `lsn`
-    /// (`pg_last_wal_replay_lsn() >= lsn`); panics with its log otherwise.
+    /// (`pg_last_wal_replay_lsn() >= lsn`); panics otherwise.
     pub fn wait_for_replay(&self, lsn: &str) {
         let query = format!("SELECT coalesce(pg_last_wal_replay_lsn() >= '{lsn}', false)");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.sql(&query) != "t" {
-            assert!(
-                Instant::now() < deadline,
-                "the standby did not replay up to {lsn}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_until(
+            &format!("the standby replaying up to {lsn}"),
+            Duration::from_secs(60),
+            || self.sql(&query) == "t",
+        );
     }
 
     /// Waits until this standby has replayed everything `primary` has written so far.
     pub fn catch_up_with(&self, primary: &TlsCluster) {
         self.wait_for_replay(&primary.current_wal_lsn());
+    }
+
+    /// Replaces the server certificate and key in the data directory
+    /// (`server.crt`, `server.key`) with `issued`; the server reads them at
+    /// its next reload or restart.
+    pub fn write_server_files(&self, issued: &Issued) {
+        self.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
+        self.write_data_file(
+            "server.key",
+            &issued.key.private_key_to_pem_pkcs8().unwrap(),
+            0o600,
+        );
+    }
+
+    /// [`write_server_files`](Self::write_server_files), then a restart, so
+    /// that the server serves them.
+    pub fn serve_and_restart(&self, issued: &Issued) {
+        self.write_server_files(issued);
+        self.pg_ctl("restart");
     }
 
     /// The server's log so far.
@@ -562,36 +578,24 @@ impl TlsCluster {
     /// A libpq connection string for `user` over the Unix socket, in database
     /// `postgres` (`local all all trust` lets any role in).
     pub fn socket_conninfo(&self, user: &str) -> String {
-        format!(
-            "host={} port={} dbname=postgres user={user}",
-            self.socket_dir.display(),
-            self.port
-        )
+        conninfo::socket(&self.socket_dir, self.port, user)
     }
 
     /// A libpq connection string for TCP to 127.0.0.1 (`host` and `port`
     /// first, so `extra` can override them).
     pub fn conninfo(&self, extra: &str) -> String {
-        format!("host=127.0.0.1 port={} dbname=postgres {extra}", self.port)
+        conninfo::tcp(self.port, extra)
     }
 
     /// The connection string psql uses with `sslmode=verify-full` against the
     /// cluster CA, for `user`, with a client certificate when given. Without
     /// one, `sslcert` names a file that does not exist, so libpq sends none.
     pub fn verify_full(&self, user: &str, client: Option<&CertFiles>) -> String {
-        let (cert, key) = match client {
-            Some(files) => (files.cert.clone(), files.key.clone()),
-            None => (
-                self.client_dir.join("none.crt"),
-                self.client_dir.join("none.key"),
-            ),
+        let none = CertFiles {
+            cert: self.client_dir.join("none.crt"),
+            key: self.client_dir.join("none.key"),
         };
-        self.conninfo(&format!(
-            "user='{user}' sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
-            self.root_cert.display(),
-            cert.display(),
-            key.display()
-        ))
+        conninfo::verify_full(self.port, user, &self.root_cert, client.unwrap_or(&none))
     }
 
     /// A client certificate from the cluster CA with this subject, written

@@ -1,9 +1,7 @@
 //! The fixture itself: a streaming standby follows its primary, and a server
 //! started under libfaketime sees its clock moved (and back on restart).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use pgssl_tests::TlsCluster;
+use pgssl_tests::{unix_now, TlsCluster};
 
 /// The server's `now()` minus the test's clock, in seconds.
 fn server_clock_offset(cluster: &TlsCluster) -> i64 {
@@ -11,11 +9,7 @@ fn server_clock_offset(cluster: &TlsCluster) -> i64 {
         .sql("SELECT extract(epoch FROM now())")
         .parse()
         .unwrap();
-    let local = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    (server - local).round() as i64
+    (server - unix_now() as f64).round() as i64
 }
 
 const DAY: i64 = 86_400;
