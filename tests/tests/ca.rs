@@ -332,7 +332,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
     // transaction rolled back) is recorded with a WARNING, not refused.
     let out = run_sql(
         &cluster,
-        &socket(&cluster, "postgres"),
+        &cluster.socket_conninfo("postgres"),
         "SELECT pgssl.revoke('00ff', 'unspecified')",
     );
     assert!(out.status.success());

@@ -9,33 +9,10 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openssl::pkey::{PKey, Private};
-use openssl::x509::X509ReqBuilder;
 use openssl::x509::{X509Crl, X509};
-use pgssl_tests::{CertFiles, KeyType, TlsCluster};
+use pgssl_tests::{csr_pem, wait_until, CertFiles, KeyType, TlsCluster};
 
 // ---------------------------------------------------------------- helpers
-
-/// Polls `ready` every 50 ms until it holds; panics after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A CSR for `CN=<cn>` signed by `key`.
-fn csr_pem(cn: &str, key: &PKey<Private>) -> String {
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let mut req = X509ReqBuilder::new().unwrap();
-    req.set_subject_name(&name.build()).unwrap();
-    req.set_pubkey(key).unwrap();
-    req.sign(key, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    String::from_utf8(req.build().to_pem().unwrap()).unwrap()
-}
 
 /// A primary with the pgssl worker preloaded, a pgssl CA trusted for client
 /// certificates, `ssl_crl_file = 'pgssl.crl'`, and the first CRL installed
@@ -77,7 +54,7 @@ fn issue(cluster: &TlsCluster, role: &str) -> (CertFiles, String) {
         "DO $$BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN END$$"
     ));
     let key = KeyType::EcP256.generate();
-    let csr = csr_pem(role, &key);
+    let csr = csr_pem(&[role], &key);
     let pem = cluster.sql(&format!("SELECT pgssl.sign_csr($csr${csr}$csr$, 397)"));
     let files = write_client(
         cluster,
@@ -397,12 +374,8 @@ fn a_certificate_from_a_rolled_back_enroll_is_revoked_by_serial() {
         "CREATE ROLE erin LOGIN; GRANT EXECUTE ON FUNCTION pgssl.enroll(text, integer) TO erin",
     );
     let key = KeyType::EcP256.generate();
-    let csr = csr_pem("erin", &key);
-    let socket = format!(
-        "host={} port={} dbname=postgres user=erin",
-        primary.socket_dir.display(),
-        primary.port
-    );
+    let csr = csr_pem(&["erin"], &key);
+    let socket = primary.socket_conninfo("erin");
     let out = primary
         .psql_command(&socket)
         .arg("-c")
@@ -445,11 +418,7 @@ fn a_certificate_from_a_rolled_back_enroll_is_revoked_by_serial() {
         &format!("pgssl issued certificate serial {serial} for CN \"erin\""),
     );
     let out = primary.psql(
-        &format!(
-            "host={} port={} dbname=postgres user=postgres",
-            primary.socket_dir.display(),
-            primary.port
-        ),
+        &primary.socket_conninfo("postgres"),
         &format!("SELECT pgssl.revoke('{serial}', 'keyCompromise')"),
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t");
@@ -659,4 +628,202 @@ fn check_config_fails_each_broken_revocation_set_up() {
         primary.sql("SELECT detail FROM pgssl.check_config() WHERE \"check\" = 'crl_expiry'");
     assert!(detail.contains("expired"), "{detail}");
     assert_eq!(check(&primary, "crl_expiry"), vec!["fail"]);
+}
+
+/// Runs a command as root (the test's user), panicking on failure.
+fn root(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Done when (faults): the CA key unreadable, `ssl_crl_file` a symbolic
+/// link: the worker logs a clear error, keeps the last good CRL in place,
+/// retries, and the server keeps accepting what it accepted.
+#[test]
+fn an_unreadable_key_and_a_symlinked_crl_file_keep_the_last_good_crl() {
+    let primary = primary(&[]);
+    let (alice, alice_serial) = issue(&primary, "alice");
+    let (bob, bob_serial) = issue(&primary, "bob");
+    let (carol, _) = issue(&primary, "carol");
+    wait_logs_in(&primary, "alice", &alice, Duration::from_secs(20));
+    let crl_path = primary.data_dir.join("pgssl.crl");
+    let key = primary.data_dir.join("pgssl_ca.key");
+
+    // The CA key unreadable: nothing can be signed.
+    root("chmod", &["000", key.to_str().unwrap()]);
+    let good = fs::read_to_string(&crl_path).unwrap();
+    primary.sql(&format!("SELECT pgssl.revoke('{alice_serial}')"));
+    wait_log(
+        &primary,
+        "pgssl worker: signing the CRL failed",
+        Duration::from_secs(10),
+    );
+    assert_log_has(
+        &primary,
+        "the CRL file in place is kept, retrying every 5 s",
+    );
+    assert_log_has(&primary, "pgssl_ca.key");
+    assert_eq!(
+        fs::read_to_string(&crl_path).unwrap(),
+        good,
+        "the last good CRL stays"
+    );
+    assert!(logs_in(&primary, "bob", &bob) && logs_in(&primary, "alice", &alice));
+    // Readable again: the next retry signs and installs.
+    root("chmod", &["600", key.to_str().unwrap()]);
+    wait_refused(&primary, "alice", &alice, Duration::from_secs(15));
+    wait_log(
+        &primary,
+        "pgssl worker: signing the CRL works again",
+        Duration::from_secs(5),
+    );
+
+    // ssl_crl_file a symbolic link: pgssl never writes through it.
+    let real = primary.data_dir.join("real.crl");
+    fs::rename(&crl_path, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &crl_path).unwrap();
+    let good = fs::read_to_string(&real).unwrap();
+    primary.sql(&format!("SELECT pgssl.revoke('{bob_serial}')"));
+    wait_log(&primary, "is a symbolic link", Duration::from_secs(10));
+    assert_log_has(&primary, "pgssl worker: installing the CRL failed");
+    assert!(fs::symlink_metadata(&crl_path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read_to_string(&real).unwrap(), good);
+    assert!(logs_in(&primary, "carol", &carol) && logs_in(&primary, "bob", &bob));
+    // A regular file again: installed at the next retry.
+    fs::remove_file(&crl_path).unwrap();
+    primary.write_data_file("pgssl.crl", good.as_bytes(), 0o644);
+    wait_refused(&primary, "bob", &bob, Duration::from_secs(15));
+    assert!(logs_in(&primary, "carol", &carol));
+    assert_revoked(&primary, "alice", &alice);
+}
+
+/// A tmpfs mounted on a folder, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Done when (faults): the data directory full (a small tmpfs): the worker
+/// logs a clear error, keeps the last good CRL, retries, and the server keeps
+/// accepting what it accepted. The tmpfs is mounted on the folder of the
+/// data directory that holds `ssl_crl_file`, so the server's own files (WAL,
+/// log) keep working while the CRL cannot be written.
+#[test]
+fn a_full_file_system_keeps_the_last_good_crl() {
+    let primary = TlsCluster::builder()
+        .conf("shared_preload_libraries = 'pgssl'")
+        .start();
+    let dir = primary.data_dir.join("crl");
+    fs::create_dir(&dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "this test mounts a small tmpfs and needs root: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _mount = Tmpfs(dir.clone());
+    root("chown", &["postgres:postgres", dir.to_str().unwrap()]);
+    primary.sql("SELECT pgssl.init_ca('pgssl revocation CA', 3650) IS NOT NULL");
+    set_and_reload(&primary, "ssl_ca_file", "pgssl_ca.crt");
+    set_and_reload(&primary, "ssl_crl_file", "crl/pgssl.crl");
+    let crl_path = dir.join("pgssl.crl");
+    wait_until("the first CRL", Duration::from_secs(20), || {
+        crl_path.exists()
+    });
+    let (alice, alice_serial) = issue(&primary, "alice");
+    let (bob, _) = issue(&primary, "bob");
+    wait_logs_in(&primary, "alice", &alice, Duration::from_secs(20));
+
+    // Fill the file system.
+    let filler = dir.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).is_ok() {}
+    drop(file);
+    let good = fs::read_to_string(&crl_path).unwrap();
+    primary.sql(&format!("SELECT pgssl.revoke('{alice_serial}')"));
+    wait_log(&primary, "No space left on device", Duration::from_secs(10));
+    assert_log_has(&primary, "pgssl worker: installing the CRL failed");
+    assert_eq!(
+        fs::read_to_string(&crl_path).unwrap(),
+        good,
+        "the last good CRL stays"
+    );
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no half-written file left: {leftovers:?}"
+    );
+    assert!(logs_in(&primary, "bob", &bob) && logs_in(&primary, "alice", &alice));
+
+    // Room again: installed at the next retry.
+    fs::remove_file(&filler).unwrap();
+    wait_refused(&primary, "alice", &alice, Duration::from_secs(15));
+    assert!(logs_in(&primary, "bob", &bob));
+}
+
+/// Done when (faults): the database named in `pgssl.database` missing.
+#[test]
+fn a_missing_pgssl_database_is_logged_and_retried() {
+    let primary = primary(&[]);
+    let (alice, alice_serial) = issue(&primary, "alice");
+    let (bob, _) = issue(&primary, "bob");
+    wait_logs_in(&primary, "alice", &alice, Duration::from_secs(20));
+    let crl_path = primary.data_dir.join("pgssl.crl");
+    let good = fs::read_to_string(&crl_path).unwrap();
+
+    set_and_reload(&primary, "pgssl.database", "nosuch");
+    wait_log(
+        &primary,
+        "FATAL:  database \"nosuch\" does not exist",
+        Duration::from_secs(30),
+    );
+    assert_log_has(
+        &primary,
+        "pgssl worker: pgssl.database changed to \"nosuch\"",
+    );
+    assert_log_has(
+        &primary,
+        "pgssl worker: started, connecting to database \"nosuch\" (pgssl.database)",
+    );
+    primary.sql(&format!("SELECT pgssl.revoke('{alice_serial}')"));
+    // The postmaster starts the worker again every 10 s; it fails again.
+    let attempts = || {
+        primary
+            .log()
+            .matches("database \"nosuch\" does not exist")
+            .count()
+    };
+    let first = attempts();
+    wait_until("another attempt", Duration::from_secs(25), || {
+        attempts() > first
+    });
+    assert_eq!(
+        fs::read_to_string(&crl_path).unwrap(),
+        good,
+        "the last good CRL stays"
+    );
+    assert!(logs_in(&primary, "bob", &bob) && logs_in(&primary, "alice", &alice));
+
+    set_and_reload(&primary, "pgssl.database", "postgres");
+    wait_refused(&primary, "alice", &alice, Duration::from_secs(30));
+    assert!(logs_in(&primary, "bob", &bob));
 }
