@@ -51,7 +51,7 @@ fn a_well_configured_server_has_no_problems() {
     );
     assert_eq!(
         checks,
-        "crl_for_revoked_certs,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
+        "crl_for_revoked_certs,crl_worker,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
          server_cert_version,server_key_match,server_key_strength,ssl,ssl_min_protocol_version"
     );
 }

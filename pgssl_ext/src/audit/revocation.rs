@@ -14,7 +14,8 @@ use openssl::x509::{X509Crl, X509};
 use super::checks::{Finding, Status};
 use crate::backend::{now, resolve_path};
 use crate::ca::crl_file;
-use crate::ca::crl_store::{self, select_one};
+use crate::ca::crl_store;
+use crate::ca::registry::read_one as select_one;
 use crate::cert;
 use crate::gucs;
 

@@ -138,7 +138,7 @@ pub fn install(path: &Path, ours: &str, issuer: &X509NameRef) -> Result<Installe
         return Ok(Installed::Unchanged);
     }
     let contents = merge(&existing, ours, issuer)?;
-    super::authority::write_atomically(path, contents.as_bytes())?;
+    super::files::write_atomically(path, contents.as_bytes())?;
     Ok(Installed::Written)
 }
 

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use openssl::x509::{X509Crl, X509Name};
 use pgrx::spi::Spi;
 
-use super::authority::{self, RevokedEntry};
+use super::authority;
 use super::crl_file::{self, Installed};
-use super::policy::RevocationReason;
+use super::registry::{self, read_one as select_one, CertKind};
+use super::revocation::{self, RevokedEntry};
 use crate::backend::resolve_path;
 use crate::error::PgsslError;
 use crate::gucs;
@@ -34,7 +35,7 @@ pub struct StoredCrl {
 
 impl StoredCrl {
     /// The issuer's name, as the CRL states it.
-    pub fn issuer(&self) -> Result<X509Name, PgsslError> {
+    pub(crate) fn issuer(&self) -> Result<X509Name, PgsslError> {
         let crl = X509Crl::from_pem(self.pem.as_bytes()).map_err(|e| PgsslError::Internal {
             doing: "reading the stored CRL",
             reason: e.to_string(),
@@ -48,15 +49,6 @@ impl StoredCrl {
     }
 }
 
-/// One value from a read-only query. (`Spi::get_one` would assign a
-/// transaction id, which a standby refuses.)
-pub fn select_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
-    query: &str,
-    args: &[pgrx::datum::DatumWithOid],
-) -> Result<Option<T>, pgrx::spi::SpiError> {
-    Spi::connect(|client| client.select(query, Some(1), args)?.first().get_one::<T>())
-}
-
 fn spi_error(doing: &'static str) -> impl FnOnce(pgrx::spi::SpiError) -> PgsslError {
     move |e| PgsslError::Internal {
         doing,
@@ -64,60 +56,18 @@ fn spi_error(doing: &'static str) -> impl FnOnce(pgrx::spi::SpiError) -> PgsslEr
     }
 }
 
-/// Every revocation: registry rows and serials revoked without a registry
-/// row (certificates whose issuing transaction rolled back), by serial.
-pub fn revoked_entries() -> Result<Vec<RevokedEntry>, PgsslError> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT serial,
-                    pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
-                    revocation_reason
-               FROM pgssl.issued_certs
-              WHERE revoked_at IS NOT NULL
-             UNION ALL
-             SELECT serial,
-                    pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
-                    revocation_reason
-               FROM pgssl.unregistered_revocations
-              ORDER BY 1",
-            None,
-            &[],
-        )?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (Some(serial_hex), Some(revoked_at)) = (row.get::<String>(1)?, row.get::<i64>(2)?)
-            else {
-                continue;
-            };
-            let reason = row
-                .get::<String>(3)?
-                .and_then(|r| RevocationReason::from_name(&r))
-                .unwrap_or(RevocationReason::Unspecified);
-            entries.push(RevokedEntry {
-                serial_hex,
-                revoked_at,
-                reason,
-            });
-        }
-        Ok::<_, pgrx::spi::SpiError>(entries)
-    })
-    .map_err(spi_error("reading revoked certificates"))
+/// Every revocation the pgssl CA's CRL lists.
+pub(crate) fn revoked_entries() -> Result<Vec<RevokedEntry>, PgsslError> {
+    registry::revoked(CertKind::Client)
 }
 
-/// How many revocations there are now: a cheap check for "a revocation
-/// committed since the newest CRL" (revocations are never taken back).
-pub fn revocation_count() -> Result<i64, PgsslError> {
-    select_one::<i64>(
-        "SELECT (SELECT count(*) FROM pgssl.issued_certs WHERE revoked_at IS NOT NULL)
-              + (SELECT count(*) FROM pgssl.unregistered_revocations)",
-        &[],
-    )
-    .map(Option::unwrap_or_default)
-    .map_err(spi_error("counting revocations"))
+/// How many revocations there are now (see [`registry::client_revocation_count`]).
+pub(crate) fn revocation_count() -> Result<i64, PgsslError> {
+    registry::client_revocation_count()
 }
 
 /// The newest stored CRL, if any.
-pub fn newest() -> Result<Option<StoredCrl>, PgsslError> {
+pub(crate) fn newest() -> Result<Option<StoredCrl>, PgsslError> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT crl_number,
@@ -148,17 +98,12 @@ const KEEP_CRLS: i64 = 20;
 /// Signs a CRL of every revocation, valid for `validity_secs` from `now`,
 /// with the next CRL number, and stores it in `pgssl.crls` (in the current
 /// transaction). Needs the CA key: on the primary only.
-pub fn sign_and_store(now: i64, validity_secs: i64) -> Result<StoredCrl, PgsslError> {
+pub(crate) fn sign_and_store(now: i64, validity_secs: i64) -> Result<StoredCrl, PgsslError> {
     let ca = authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
         .map_err(|e| PgsslError::ca(authority::CaRole::Client, e))?;
-    let number = Spi::get_one::<i64>("SELECT pg_catalog.nextval('pgssl.crl_number')")
-        .map_err(spi_error("drawing a CRL number"))?
-        .ok_or(PgsslError::Internal {
-            doing: "drawing a CRL number",
-            reason: "nextval returned NULL".into(),
-        })?;
+    let number = registry::next_crl_number()?;
     let entries = revoked_entries()?;
-    let crl = authority::build_crl(&ca, &entries, number, now, validity_secs).map_err(|e| {
+    let crl = revocation::build_crl(&ca, &entries, number, now, validity_secs).map_err(|e| {
         PgsslError::Internal {
             doing: "signing the CRL",
             reason: e.to_string(),
@@ -200,7 +145,7 @@ pub fn sign_and_store(now: i64, validity_secs: i64) -> Result<StoredCrl, PgsslEr
 }
 
 /// `ssl_crl_file`, resolved against the data directory; `None` when unset.
-pub fn crl_file_path() -> Result<Option<PathBuf>, PgsslError> {
+pub(crate) fn crl_file_path() -> Result<Option<PathBuf>, PgsslError> {
     let setting = select_one::<String>("SELECT pg_catalog.current_setting('ssl_crl_file')", &[])
         .map_err(spi_error("reading ssl_crl_file"))?
         .unwrap_or_default();
@@ -210,7 +155,7 @@ pub fn crl_file_path() -> Result<Option<PathBuf>, PgsslError> {
 
 /// Puts `crl` into `path` in place of its issuer's previous CRL, keeping
 /// every other issuer's (see [`crl_file`]).
-pub fn install(crl: &StoredCrl, path: &std::path::Path) -> Result<Installed, PgsslError> {
+pub(crate) fn install(crl: &StoredCrl, path: &std::path::Path) -> Result<Installed, PgsslError> {
     let issuer = crl.issuer()?;
     crl_file::install(path, &crl.pem, &issuer).map_err(|e| PgsslError::FileWrite {
         what: "CRL",
@@ -221,7 +166,7 @@ pub fn install(crl: &StoredCrl, path: &std::path::Path) -> Result<Installed, Pgs
 
 /// Asks the postmaster to reload the configuration, so that new
 /// connections use the CRL file as it is now.
-pub fn reload_configuration() -> Result<(), PgsslError> {
+pub(crate) fn reload_configuration() -> Result<(), PgsslError> {
     select_one::<bool>("SELECT pg_catalog.pg_reload_conf()", &[])
         .map(drop)
         .map_err(spi_error("reloading the configuration"))

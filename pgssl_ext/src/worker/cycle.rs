@@ -127,7 +127,7 @@ pub fn run(state: &mut State) {
     let in_recovery = unsafe { pg_sys::RecoveryInProgress() };
 
     let ready = in_transaction(|| {
-        crl_store::select_one::<bool>(
+        crate::ca::registry::read_one::<bool>(
             "SELECT pg_catalog.to_regclass('pgssl.crls') IS NOT NULL",
             &[],
         )

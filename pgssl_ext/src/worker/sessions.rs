@@ -122,7 +122,7 @@ pub fn terminate_revoked(revoked: &mut RevokedSerials) -> Result<(), String> {
         {
             continue;
         }
-        let ended = crl_store::select_one::<bool>(
+        let ended = crate::ca::registry::read_one::<bool>(
             "SELECT pg_catalog.pg_terminate_backend($1)",
             &[pid.into()],
         )
