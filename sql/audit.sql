@@ -12,3 +12,9 @@ COMMENT ON FUNCTION pgssl.check_config() IS
 -- Reads pg_hba_file_rules and compares the server key with its certificate:
 -- superusers only, unless a superuser grants it.
 REVOKE EXECUTE ON FUNCTION pgssl.check_config() FROM PUBLIC;
+
+COMMENT ON FUNCTION pgssl.expiring(interval) IS
+  'what expires within the interval (or already has), sorted by not_after: the server certificate and its chain, the CAs in ssl_ca_file, the pgssl client and server CAs, each CRL the server loads (its next update) and the unrevoked certificates of pgssl.issued_certs; days_left in whole days, action says what to run';
+-- Reads the registry and the server's files: superusers only, unless a
+-- superuser grants it.
+REVOKE EXECUTE ON FUNCTION pgssl.expiring(interval) FROM PUBLIC;

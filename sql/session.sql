@@ -41,9 +41,19 @@ COMMENT ON FUNCTION pgssl.client_cert_extensions() IS
 COMMENT ON FUNCTION pgssl.session_info() IS
   'the TLS state of the current session in one jsonb object, with SANs and the authenticated identity';
 
--- One row per client backend. Other sessions' TLS details come from
--- pg_stat_ssl, whose DN columns the server cuts at 63 bytes; for the current
--- session pgssl.client_dn() has the whole DN.
+COMMENT ON FUNCTION pgssl.session_slots() IS
+  'TLS facts each session recorded at authentication with pgssl preloaded (DNs whole up to 1024 bytes, else dn_truncated); only the sessions pg_stat_ssl shows the caller; no rows without preloading';
+COMMENT ON FUNCTION pgssl.session_slot_usage() IS
+  'pgssl''s shared-memory session slots: preloaded, slots (MaxBackends), in_use, slot_bytes, dn_bytes';
+REVOKE EXECUTE ON FUNCTION pgssl.session_slot_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgssl.session_slot_usage() TO pg_read_all_stats;
+
+-- One row per client backend and walsender. With pgssl preloaded, every TLS
+-- session's facts come from the slot its backend filled at authentication
+-- (pgssl.session_slots(): whole DNs, not_after, fingerprint, key-exchange
+-- group); otherwise from pg_stat_ssl, whose DN columns the server cuts at 63
+-- bytes. source says which. Both show other sessions' TLS details only to
+-- superusers and members of pg_read_all_stats.
 CREATE VIEW pgssl.connections AS
 SELECT a.pid,
        a.usename,
@@ -55,13 +65,20 @@ SELECT a.pid,
        s.version,
        s.cipher,
        s.bits,
-       s.client_dn,
-       s.client_serial,
-       s.issuer_dn
+       coalesce(m.client_dn, s.client_dn) AS client_dn,
+       coalesce(m.client_serial, s.client_serial) AS client_serial,
+       coalesce(m.issuer_dn, s.issuer_dn) AS issuer_dn,
+       a.backend_type,
+       m.key_exchange_group,
+       m.not_after,
+       m.fingerprint,
+       m.dn_truncated,
+       CASE WHEN m.pid IS NOT NULL THEN 'pgssl' ELSE 'pg_stat_ssl' END AS source
   FROM pg_catalog.pg_stat_activity AS a
   LEFT JOIN pg_catalog.pg_stat_ssl AS s USING (pid)
- WHERE a.backend_type = 'client backend';
+  LEFT JOIN pgssl.session_slots() AS m USING (pid)
+ WHERE a.backend_type IN ('client backend', 'walsender');
 
 COMMENT ON VIEW pgssl.connections IS
-  'client backends with their TLS state (from pg_stat_ssl: DNs cut at 63 bytes)';
+  'client backends and walsenders with their TLS state: whole DNs, not_after, fingerprint and key-exchange group from pgssl''s shared memory when preloaded (source pgssl), else pg_stat_ssl''s DNs cut at 63 bytes (source pg_stat_ssl)';
 GRANT SELECT ON pgssl.connections TO PUBLIC;

@@ -71,3 +71,100 @@ COMMENT ON FUNCTION pgssl.revoke(text, text) IS
   'mark the certificate with this hex serial revoked, with an RFC 5280 reason name; false when it already was; a serial not in the registry is recorded with a WARNING';
 COMMENT ON FUNCTION pgssl.install_crl(integer) IS
   'superuser: sign a fresh CRL, store it in pgssl.crls, put it atomically into the file ssl_crl_file names (other issuers'' CRLs kept) and reload the configuration; returns the path';
+
+-- ---------------------------------------------------------------------------
+-- Every session's certificate facts, and one expiry inventory.
+--
+-- With pgssl preloaded, each backend records its TLS facts at authentication
+-- in shared memory; pgssl.session_slots() reads them and pgssl.connections
+-- shows them (whole DNs, not_after, fingerprint, key-exchange group), keeping
+-- its 0.1.0 columns in place and appending the new ones. pgssl.expiring()
+-- lists what expires: server certificate and chain, trusted CAs, the pgssl
+-- CAs, CRLs and the registry's certificates.
+CREATE FUNCTION "session_slots"() RETURNS TABLE (
+	"pid" INT,  /* i32 */
+	"version" TEXT,  /* Option < String > */
+	"cipher" TEXT,  /* Option < String > */
+	"key_exchange_group" TEXT,  /* Option < String > */
+	"client_dn" TEXT,  /* Option < String > */
+	"issuer_dn" TEXT,  /* Option < String > */
+	"dn_truncated" bool,  /* bool */
+	"client_serial" NUMERIC,  /* Option < AnyNumeric > */
+	"not_after" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"fingerprint" TEXT  /* Option < String > */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_slots_wrapper';
+CREATE FUNCTION "session_slot_usage"() RETURNS TABLE (
+	"preloaded" bool,  /* bool */
+	"slots" INT,  /* i32 */
+	"in_use" INT,  /* i32 */
+	"slot_bytes" INT,  /* i32 */
+	"dn_bytes" INT  /* i32 */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'session_slot_usage_wrapper';
+CREATE FUNCTION "expiring"(
+	"within" interval DEFAULT '30 days' /* Interval */
+) RETURNS TABLE (
+	"kind" TEXT,  /* String */
+	"subject" TEXT,  /* String */
+	"serial" TEXT,  /* Option < String > */
+	"not_after" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"days_left" INT,  /* i32 */
+	"source" TEXT,  /* String */
+	"action" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'expiring_wrapper';
+
+COMMENT ON FUNCTION pgssl.session_slots() IS
+  'TLS facts each session recorded at authentication with pgssl preloaded (DNs whole up to 1024 bytes, else dn_truncated); only the sessions pg_stat_ssl shows the caller; no rows without preloading';
+COMMENT ON FUNCTION pgssl.session_slot_usage() IS
+  'pgssl''s shared-memory session slots: preloaded, slots (MaxBackends), in_use, slot_bytes, dn_bytes';
+REVOKE EXECUTE ON FUNCTION pgssl.session_slot_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgssl.session_slot_usage() TO pg_read_all_stats;
+
+-- One row per client backend and walsender. With pgssl preloaded, every TLS
+-- session's facts come from the slot its backend filled at authentication
+-- (pgssl.session_slots(): whole DNs, not_after, fingerprint, key-exchange
+-- group); otherwise from pg_stat_ssl, whose DN columns the server cuts at 63
+-- bytes. source says which. Both show other sessions' TLS details only to
+-- superusers and members of pg_read_all_stats.
+CREATE OR REPLACE VIEW pgssl.connections AS
+SELECT a.pid,
+       a.usename,
+       a.datname,
+       a.client_addr,
+       a.application_name,
+       a.backend_start,
+       coalesce(s.ssl, false) AS ssl,
+       s.version,
+       s.cipher,
+       s.bits,
+       coalesce(m.client_dn, s.client_dn) AS client_dn,
+       coalesce(m.client_serial, s.client_serial) AS client_serial,
+       coalesce(m.issuer_dn, s.issuer_dn) AS issuer_dn,
+       a.backend_type,
+       m.key_exchange_group,
+       m.not_after,
+       m.fingerprint,
+       m.dn_truncated,
+       CASE WHEN m.pid IS NOT NULL THEN 'pgssl' ELSE 'pg_stat_ssl' END AS source
+  FROM pg_catalog.pg_stat_activity AS a
+  LEFT JOIN pg_catalog.pg_stat_ssl AS s USING (pid)
+  LEFT JOIN pgssl.session_slots() AS m USING (pid)
+ WHERE a.backend_type IN ('client backend', 'walsender');
+
+COMMENT ON VIEW pgssl.connections IS
+  'client backends and walsenders with their TLS state: whole DNs, not_after, fingerprint and key-exchange group from pgssl''s shared memory when preloaded (source pgssl), else pg_stat_ssl''s DNs cut at 63 bytes (source pg_stat_ssl)';
+GRANT SELECT ON pgssl.connections TO PUBLIC;
+
+COMMENT ON FUNCTION pgssl.expiring(interval) IS
+  'what expires within the interval (or already has), sorted by not_after: the server certificate and its chain, the CAs in ssl_ca_file, the pgssl client and server CAs, each CRL the server loads (its next update) and the unrevoked certificates of pgssl.issued_certs; days_left in whole days, action says what to run';
+-- Reads the registry and the server's files: superusers only, unless a
+-- superuser grants it.
+REVOKE EXECUTE ON FUNCTION pgssl.expiring(interval) FROM PUBLIC;

@@ -28,7 +28,11 @@ extension_sql_file!("../../sql/session.sql", name = "session_sql", finalize);
 extension_sql_file!(
     "../../sql/audit.sql",
     name = "audit_sql",
-    requires = [audit::server_cert, audit::check_config]
+    requires = [
+        audit::server_cert,
+        audit::check_config,
+        audit::expiring::expiring
+    ]
 );
 extension_sql_file!(
     "../../sql/ca.sql",

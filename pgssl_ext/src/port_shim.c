@@ -86,3 +86,68 @@ pgssl_name_entry_set(const X509_NAME_ENTRY *entry)
 	return X509_NAME_ENTRY_set(entry);
 }
 #endif
+
+/*
+ * The key-exchange group the TLS session negotiated (e.g. X25519), or NULL
+ * when there is none (TLS 1.2 with RSA key exchange) or no TLS.
+ */
+const char *
+pgssl_ssl_group_name(void *ssl_ptr)
+{
+#ifdef USE_OPENSSL
+	SSL		   *ssl = (SSL *) ssl_ptr;
+	int			nid;
+
+	if (ssl == NULL)
+		return NULL;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	nid = SSL_get_negotiated_group(ssl);
+	if (nid <= 0)
+		return NULL;
+	return SSL_group_to_name(ssl, nid);
+#else
+	nid = SSL_get_shared_group(ssl, 0);
+	if (nid <= 0)
+		return NULL;
+	return OBJ_nid2sn(nid);
+#endif
+#else
+	return NULL;
+#endif
+}
+
+/*
+ * The ClientAuthentication_hook: chains to the hook installed before ours,
+ * then, once authentication succeeded on a TLS connection, lets pgssl record
+ * the session's TLS facts in shared memory (pgssl_record_session, in Rust).
+ */
+#include "libpq/auth.h"
+#include "storage/lwlock.h"
+
+extern void pgssl_record_session(void);
+
+static ClientAuthentication_hook_type pgssl_prev_client_auth_hook = NULL;
+
+static void
+pgssl_client_auth(Port *port, int status)
+{
+	if (pgssl_prev_client_auth_hook)
+		pgssl_prev_client_auth_hook(port, status);
+	if (status == STATUS_OK && port != NULL && port->ssl_in_use)
+		pgssl_record_session();
+}
+
+/* Installs the hook above; only while shared_preload_libraries is processed. */
+void
+pgssl_install_client_auth_hook(void)
+{
+	pgssl_prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = pgssl_client_auth;
+}
+
+/* AddinShmemInitLock is a macro over MainLWLockArray that pgrx does not bind. */
+void *
+pgssl_addin_shmem_init_lock(void)
+{
+	return AddinShmemInitLock;
+}

@@ -5,6 +5,7 @@
 //! will use after its next reload.
 
 mod checks;
+pub(crate) mod expiring;
 mod revocation;
 
 use std::path::PathBuf;

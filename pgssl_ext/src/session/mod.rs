@@ -18,6 +18,7 @@ use crate::dn;
 use crate::error::PgsslError;
 use crate::timestamps;
 
+mod others;
 mod snapshot;
 pub(crate) use snapshot::SessionTls;
 

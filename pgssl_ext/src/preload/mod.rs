@@ -6,8 +6,12 @@
 //! not start workers or touch state the upgrade does not expect. Everything
 //! else in pgssl works without preloading.
 
+pub(crate) mod slots;
+
 /// Registers the preload-only parts: the pgssl background worker
-/// ([`crate::worker`]).
+/// ([`crate::worker`]) and the shared-memory session slots with the
+/// authentication hook that fills them ([`slots`]).
 pub(crate) fn register() {
     crate::worker::register();
+    slots::register();
 }
