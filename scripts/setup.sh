@@ -12,6 +12,7 @@ PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
   libclang-dev clang pkg-config libssl-dev libkrb5-dev openssl sudo
   faketime  # libfaketime: tests move a server's clock
+  python3-prometheus-client  # tests parse pgssl report --prometheus with it
 )
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi

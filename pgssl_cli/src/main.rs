@@ -5,6 +5,7 @@
 
 mod check;
 mod enroll;
+mod metrics;
 mod report;
 mod setup;
 
@@ -70,14 +71,18 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         wait: u64,
     },
-    /// Audit the server's TLS set-up (pgssl.check_config) and list who is connected how;
+    /// Audit the server's TLS set-up (pgssl.check_config), list who is connected how and
+    /// what expires within 30 days (pgssl.expiring), or print metrics (--prometheus);
     /// exit status 1 when a check fails.
     Report {
         /// A libpq connection string or URI, or a database name, for a superuser.
         conninfo: Option<String>,
         /// Print JSON instead of text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// Print metrics in the Prometheus text format (for a textfile collector).
+        #[arg(long)]
+        prometheus: bool,
     },
     /// Make a key and a CSR for the connecting user, have the server's CA sign it
     /// (pgssl.enroll), and save postgresql.crt and postgresql.key.
@@ -137,7 +142,18 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Report { conninfo, json } => report::report(conninfo.as_deref(), json).await,
+            Command::Report {
+                conninfo,
+                json,
+                prometheus,
+            } => {
+                let format = match (json, prometheus) {
+                    (_, true) => report::Format::Prometheus,
+                    (true, false) => report::Format::Json,
+                    (false, false) => report::Format::Text,
+                };
+                report::report(conninfo.as_deref(), format).await
+            }
         }
     });
     match result {

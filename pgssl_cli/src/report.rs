@@ -1,5 +1,7 @@
-//! `pgssl report`: the server's TLS audit (`pgssl.check_config()`) and who is
-//! connected how (`pgssl.connections`), as a table or as JSON.
+//! `pgssl report`: the server's TLS audit (`pgssl.check_config()`), who is
+//! connected how (`pgssl.connections`) and what expires within 30 days
+//! (`pgssl.expiring()`), as a table or as JSON; or metrics in the Prometheus
+//! text format ([`crate::metrics`]).
 
 use std::io::IsTerminal;
 
@@ -9,8 +11,33 @@ use serde_json::{json, Value};
 use crate::config_from_arg;
 
 const CHECKS: &str = "SELECT \"check\", status, detail FROM pgssl.check_config()";
-const CONNECTIONS: &str = "SELECT pid, usename::text, datname::text, host(client_addr), application_name, ssl, version, cipher, bits, client_dn
+const CONNECTIONS: &str = "SELECT pid, usename::text, datname::text, host(client_addr), application_name, ssl, version, cipher, bits, client_dn,
+                                  source, key_exchange_group, not_after::text, fingerprint
                              FROM pgssl.connections ORDER BY ssl, pid";
+const EXPIRING: &str = "SELECT kind, subject, serial, not_after::text, days_left, source, action FROM pgssl.expiring()";
+
+/// What `pgssl report` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Tables for a terminal.
+    Text,
+    /// One JSON object.
+    Json,
+    /// The Prometheus text exposition format.
+    Prometheus,
+}
+
+/// A query's error, saying what `pgssl report` needs.
+pub(crate) fn sql_error(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} (SQLSTATE {}); pgssl report needs the pgssl extension and a superuser",
+            db.message(),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    }
+}
 
 fn colour(status: &str, tty: bool) -> String {
     let code = match status {
@@ -25,19 +52,20 @@ fn colour(status: &str, tty: bool) -> String {
     }
 }
 
-/// Prints the report; fails (exit status 1) when any check failed.
-pub(crate) async fn report(arg: Option<&str>, as_json: bool) -> Result<(), String> {
+/// Prints the report; fails (exit status 1) when any check failed, except
+/// in the Prometheus format, where the failed checks are a metric.
+pub(crate) async fn report(arg: Option<&str>, format: Format) -> Result<(), String> {
     let connector = Connector::new(config_from_arg(arg)?);
     let (client, connection) = connector.connect().await.map_err(|e| e.to_string())?;
     let driver = tokio::spawn(connection);
-    let sql_error = |e: tokio_postgres::Error| match e.as_db_error() {
-        Some(db) => format!(
-            "{} (SQLSTATE {}); pgssl report needs the pgssl extension and a superuser",
-            db.message(),
-            db.code().code()
-        ),
-        None => e.to_string(),
-    };
+    if format == Format::Prometheus {
+        let text = crate::metrics::gather(&client).await;
+        drop(client);
+        let _ = driver.await;
+        print!("{}", text?);
+        return Ok(());
+    }
+    let as_json = format == Format::Json;
     let checks: Vec<Value> = client
         .query(CHECKS, &[])
         .await
@@ -56,6 +84,21 @@ pub(crate) async fn report(arg: Option<&str>, as_json: bool) -> Result<(), Strin
                 "client_addr": r.get::<_, Option<String>>(3), "application_name": r.get::<_, Option<String>>(4),
                 "ssl": r.get::<_, bool>(5), "version": r.get::<_, Option<String>>(6), "cipher": r.get::<_, Option<String>>(7),
                 "bits": r.get::<_, Option<i32>>(8), "client_dn": r.get::<_, Option<String>>(9),
+                "source": r.get::<_, String>(10), "key_exchange_group": r.get::<_, Option<String>>(11),
+                "not_after": r.get::<_, Option<String>>(12), "fingerprint": r.get::<_, Option<String>>(13),
+            })
+        })
+        .collect();
+    let expiring: Vec<Value> = client
+        .query(EXPIRING, &[])
+        .await
+        .map_err(sql_error)?
+        .iter()
+        .map(|r| {
+            json!({
+                "kind": r.get::<_, String>(0), "subject": r.get::<_, String>(1), "serial": r.get::<_, Option<String>>(2),
+                "not_after": r.get::<_, Option<String>>(3), "days_left": r.get::<_, i32>(4),
+                "source": r.get::<_, String>(5), "action": r.get::<_, String>(6),
             })
         })
         .collect();
@@ -64,7 +107,7 @@ pub(crate) async fn report(arg: Option<&str>, as_json: bool) -> Result<(), Strin
 
     let failed = checks.iter().filter(|c| c["status"] == "fail").count();
     if as_json {
-        let report = json!({"checks": checks, "connections": connections, "failed": failed});
+        let report = json!({"checks": checks, "connections": connections, "expiring": expiring, "failed": failed});
         println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
         let tty = std::io::stdout().is_terminal();
@@ -109,6 +152,18 @@ pub(crate) async fn report(arg: Option<&str>, as_json: bool) -> Result<(), Strin
                 tls,
                 s(&c["version"]),
                 s(&c["client_dn"])
+            );
+        }
+        println!("\nExpiring within 30 days ({})", expiring.len());
+        for e in &expiring {
+            println!(
+                "  {:>5} days  {:<26} {}  (until {}, {})\n             do: {}",
+                e["days_left"],
+                s(&e["kind"]),
+                s(&e["subject"]),
+                s(&e["not_after"]),
+                s(&e["source"]),
+                s(&e["action"])
             );
         }
     }
