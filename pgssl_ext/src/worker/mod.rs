@@ -92,6 +92,45 @@ pub extern "C-unwind" fn pgssl_worker_main(_arg: pg_sys::Datum) {
     unsafe { pg_sys::proc_exit(1) };
 }
 
+thread_local! {
+    /// Whether this transaction already asked to wake the worker at commit.
+    static WAKE_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wakes this node's worker as soon as the current transaction commits, so
+/// a revocation reaches the CRL and the open sessions at once rather than at
+/// the worker's next tick. Without a running worker (no preload) it does
+/// nothing.
+pub(crate) fn wake_after_commit() {
+    if WAKE_PENDING.with(|p| p.replace(true)) {
+        return;
+    }
+    let pid = crate::ca::registry::read_one::<i32>(
+        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = $1",
+        &[WORKER_TYPE.into()],
+    );
+    let Ok(Some(pid)) = pid else {
+        WAKE_PENDING.with(|p| p.set(false));
+        return;
+    };
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+        WAKE_PENDING.with(|p| p.set(false));
+        // SAFETY: BackendPidGetProc takes ProcArrayLock itself and returns
+        // NULL when no process has that pid any more; setting another
+        // process's latch is how PostgreSQL wakes it, and is allowed after
+        // commit (no ERROR can come of it).
+        unsafe {
+            let proc_ = pg_sys::BackendPidGetProc(pid);
+            if !proc_.is_null() {
+                pg_sys::SetLatch(&raw mut (*proc_).procLatch);
+            }
+        }
+    });
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || {
+        WAKE_PENDING.with(|p| p.set(false));
+    });
+}
+
 /// Runs `body` in a transaction of its own. An ERROR or panic inside is
 /// caught and returned as its message, and the transaction rolled back, so
 /// the worker goes on.
