@@ -3,7 +3,7 @@
 //!
 //! Like pg_cron's launcher it connects to one database (`pgssl.database`),
 //! logs everything it does with the prefix `pgssl worker:`, and catches the
-//! errors of each cycle, so one bad cycle never stops it. Every second (and
+//! errors of each cycle, so one bad cycle never stops it. Twice a second (and
 //! on a reload) it runs a cycle ([`cycle`]):
 //!
 //! - on the primary, re-signs the CRL when it is due or when a revocation
@@ -32,8 +32,10 @@ use pgrx::PgTryBuilder;
 
 /// The name in `pg_stat_activity.backend_type` and in the server log.
 pub const WORKER_TYPE: &str = "pgssl worker";
-/// How often the worker wakes without being signalled.
-const NAP: Duration = Duration::from_secs(1);
+/// How often the worker wakes without being signalled: twice a second, since
+/// nothing wakes it on a standby when a revocation is replayed, and sessions
+/// there must end within two seconds of the commit on the primary.
+const NAP: Duration = Duration::from_millis(500);
 /// How long the postmaster waits before starting a worker that exited on an
 /// error it could not catch (e.g. `pgssl.database` names no database).
 const RESTART_AFTER: Duration = Duration::from_secs(10);
