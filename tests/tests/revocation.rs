@@ -96,6 +96,13 @@ fn wait_logs_in(cluster: &TlsCluster, role: &str, files: &CertFiles, within: Dur
     });
 }
 
+/// Whether the handshake refuses `role`'s certificate as revoked. (A login
+/// that gets through and is then ended by the worker does not count.)
+fn refused_as_revoked(cluster: &TlsCluster, role: &str, files: &CertFiles) -> bool {
+    let out = cluster.psql(&cluster.verify_full(role, Some(files)), "SELECT 1");
+    !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("certificate revoked")
+}
+
 /// Asserts that `role` is refused with "certificate revoked".
 fn assert_revoked(cluster: &TlsCluster, role: &str, files: &CertFiles) {
     let out = cluster.psql(&cluster.verify_full(role, Some(files)), "SELECT 1");
@@ -106,15 +113,13 @@ fn assert_revoked(cluster: &TlsCluster, role: &str, files: &CertFiles) {
     );
 }
 
-/// Waits until `role` is refused; returns how long that took.
+/// Waits until `role` is refused as revoked; returns how long that took.
 fn wait_refused(cluster: &TlsCluster, role: &str, files: &CertFiles, within: Duration) -> Duration {
     let start = Instant::now();
-    wait_until(&format!("{role} being refused"), within, || {
-        !logs_in(cluster, role, files)
+    wait_until(&format!("{role} being refused as revoked"), within, || {
+        refused_as_revoked(cluster, role, files)
     });
-    let took = start.elapsed();
-    assert_revoked(cluster, role, files);
-    took
+    start.elapsed()
 }
 
 /// The pgssl CA's CRL in the file the server uses.
@@ -672,7 +677,9 @@ fn an_unreadable_key_and_a_symlinked_crl_file_keep_the_last_good_crl() {
         good,
         "the last good CRL stays"
     );
-    assert!(logs_in(&primary, "bob", &bob) && logs_in(&primary, "alice", &alice));
+    // Valid certificates still log in. (The revoked one is not in the CRL
+    // yet; the worker ends its sessions all the same.)
+    assert!(logs_in(&primary, "bob", &bob) && logs_in(&primary, "carol", &carol));
     // Readable again: the next retry signs and installs.
     root("chmod", &["600", key.to_str().unwrap()]);
     wait_refused(&primary, "alice", &alice, Duration::from_secs(15));
@@ -695,7 +702,7 @@ fn an_unreadable_key_and_a_symlinked_crl_file_keep_the_last_good_crl() {
         .file_type()
         .is_symlink());
     assert_eq!(fs::read_to_string(&real).unwrap(), good);
-    assert!(logs_in(&primary, "carol", &carol) && logs_in(&primary, "bob", &bob));
+    assert!(logs_in(&primary, "carol", &carol));
     // A regular file again: installed at the next retry.
     fs::remove_file(&crl_path).unwrap();
     primary.write_data_file("pgssl.crl", good.as_bytes(), 0o644);
@@ -772,7 +779,7 @@ fn a_full_file_system_keeps_the_last_good_crl() {
         leftovers.is_empty(),
         "no half-written file left: {leftovers:?}"
     );
-    assert!(logs_in(&primary, "bob", &bob) && logs_in(&primary, "alice", &alice));
+    assert!(logs_in(&primary, "bob", &bob));
 
     // Room again: installed at the next retry.
     fs::remove_file(&filler).unwrap();

@@ -145,32 +145,26 @@ pub fn install(path: &Path, ours: &str, issuer: &X509NameRef) -> Result<Installe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::asn1::Asn1Time;
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::hash::MessageDigest;
     use openssl::nid::Nid;
-    use openssl::pkey::PKey;
-    use openssl::x509::{X509CrlBuilder, X509Name, X509NameBuilder};
+    use openssl::x509::X509Name;
 
-    fn name(cn: &str) -> X509Name {
-        let mut b = X509NameBuilder::new().unwrap();
-        b.append_entry_by_text("CN", cn).unwrap();
-        b.build()
+    /// The issuer of a CRL, as the CA that signed it names itself.
+    fn issuer(pem: &str) -> X509Name {
+        X509Crl::from_pem(pem.as_bytes())
+            .unwrap()
+            .issuer_name()
+            .to_owned()
+            .unwrap()
     }
 
-    fn crl(cn: &str, days: u32) -> String {
-        let key = PKey::from_ec_key(
-            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
-        )
-        .unwrap();
-        let mut b = X509CrlBuilder::new().unwrap();
-        b.set_issuer_name(&name(cn)).unwrap();
-        b.set_last_update(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_next_update(&Asn1Time::days_from_now(days).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        String::from_utf8(b.build().unwrap().to_pem().unwrap()).unwrap()
+    /// A CRL of a fresh CA named `cn`, valid `days`.
+    fn crl(cn: &str, days: i64) -> String {
+        let key = crate::ca::test_support::ec_key(Nid::X9_62_PRIME256V1);
+        let now = crate::ca::test_support::now();
+        let cert = crate::ca::authority::self_signed_ca(cn, 3650, &key, now).unwrap();
+        let ca = crate::ca::authority::Authority { cert, key };
+        let crl = crate::ca::revocation::build_crl(&ca, &[], 1, now, days * 86_400).unwrap();
+        String::from_utf8(crl.to_pem().unwrap()).unwrap()
     }
 
     #[test]
@@ -179,21 +173,20 @@ mod tests {
         let old = crl("pgssl CA", 7);
         let new = crl("pgssl CA", 7);
         let existing = format!("# a comment\n{other}{old}");
-        let merged = merge(&existing, &new, &name("pgssl CA")).unwrap();
+        let merged = merge(&existing, &new, &issuer(&new)).unwrap();
         let blocks = parse(&merged).unwrap();
         assert_eq!(blocks.len(), 2);
-        assert!(same_name(
-            blocks[0].1.issuer_name(),
-            &name("root-client-ca")
-        ));
+        assert!(same_name(blocks[0].1.issuer_name(), &issuer(&other)));
+        assert!(!same_name(&issuer(&other), &issuer(&new)));
         assert_eq!(blocks[1].0.trim(), new.trim());
     }
 
     #[test]
     fn a_block_that_is_not_a_crl_is_refused() {
         let bad = format!("{BEGIN}\nnot base64\n{END}\n");
+        let ours = crl("pgssl CA", 7);
         assert!(matches!(
-            merge(&bad, &crl("pgssl CA", 7), &name("pgssl CA")),
+            merge(&bad, &ours, &issuer(&ours)),
             Err(CrlFileError::BadBlock { index: 1 })
         ));
     }
@@ -205,10 +198,13 @@ mod tests {
         let other = crl("root-client-ca", 3650);
         fs::write(&path, &other).unwrap();
         let ours = crl("pgssl CA", 7);
-        let issuer = name("pgssl CA");
-        assert_eq!(install(&path, &ours, &issuer).unwrap(), Installed::Written);
+        let ours_issuer = issuer(&ours);
         assert_eq!(
-            install(&path, &ours, &issuer).unwrap(),
+            install(&path, &ours, &ours_issuer).unwrap(),
+            Installed::Written
+        );
+        assert_eq!(
+            install(&path, &ours, &ours_issuer).unwrap(),
             Installed::Unchanged
         );
         let now = fs::read_to_string(&path).unwrap();
@@ -218,7 +214,7 @@ mod tests {
         let link = dir.path().join("link.crl");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(matches!(
-            install(&link, &crl("pgssl CA", 7), &issuer),
+            install(&link, &crl("pgssl CA", 7), &ours_issuer),
             Err(CrlFileError::Symlink)
         ));
         assert_eq!(fs::read_to_string(&path).unwrap(), now);

@@ -156,18 +156,22 @@ fn revoke_serial(serial: &str, reason: &str) -> Result<bool, PgsslError> {
                 RevocationReason::names()
             )),
         })?;
-    match registry::lock_unrevoked(&serial)? {
+    let revoked = match registry::lock_unrevoked(&serial)? {
         // Not in the registry: a certificate whose issuing transaction
         // rolled back (its serial is in the server log), or a mistyped
         // serial. Either way listing it in the CRL is safe, and nothing
         // pgssl handed out stays unrevocable.
-        None => revoke_unregistered(&serial, reason),
-        Some(false) => Ok(false),
+        None => revoke_unregistered(&serial, reason)?,
+        Some(false) => false,
         Some(true) => {
             registry::mark_revoked(&serial, reason)?;
-            Ok(true)
+            true
         }
+    };
+    if revoked {
+        crate::worker::wake_after_commit();
     }
+    Ok(revoked)
 }
 
 /// Records the revocation of a serial the registry does not know, with a

@@ -29,6 +29,33 @@ pub struct State {
     notices: HashMap<&'static str, String>,
     /// The revoked serials, refreshed when their count changes.
     pub(super) revoked: sessions::RevokedSerials,
+    /// The CRL number last installed, and the file as it was then: while
+    /// both hold, the file is not read again.
+    installed: Option<(i64, FileMark)>,
+}
+
+/// What tells a file changed without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileMark {
+    path: std::path::PathBuf,
+    dev_ino: (u64, u64),
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileMark {
+    fn of(path: &std::path::Path) -> Option<FileMark> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(FileMark {
+            path: path.to_path_buf(),
+            dev_ino: (m.dev(), m.ino()),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 impl State {
@@ -165,7 +192,8 @@ pub fn run(state: &mut State) {
     }
 
     if state.may_try("installing the CRL") {
-        match in_transaction(install_newest) {
+        let installed = &mut state.installed;
+        match in_transaction(|| install_newest(installed)) {
             Ok(Ok(message)) => {
                 state.succeeded("installing the CRL");
                 state.notice("crl file", None);
@@ -218,7 +246,9 @@ fn sign_if_due() -> Result<Option<(Due, i64)>, String> {
 
 /// Installs the newest stored CRL when the file does not hold it yet.
 /// `Ok(Err(notice))` says why nothing can be installed (no CRL file set).
-fn install_newest() -> Result<Result<Option<String>, String>, String> {
+fn install_newest(
+    installed: &mut Option<(i64, FileMark)>,
+) -> Result<Result<Option<String>, String>, String> {
     let Some(newest) = crl_store::newest().map_err(|e| e.message())? else {
         return Ok(Ok(None));
     };
@@ -229,7 +259,14 @@ fn install_newest() -> Result<Result<Option<String>, String>, String> {
                 .into(),
         ));
     };
-    match crl_store::install(&newest, &path).map_err(|e| e.message())? {
+    if let (Some((number, mark)), Some(now)) = (installed.as_ref(), FileMark::of(&path)) {
+        if *number == newest.number && *mark == now {
+            return Ok(Ok(None));
+        }
+    }
+    let outcome = crl_store::install(&newest, &path).map_err(|e| e.message())?;
+    *installed = FileMark::of(&path).map(|mark| (newest.number, mark));
+    match outcome {
         Installed::Unchanged => Ok(Ok(None)),
         Installed::Written => {
             crl_store::reload_configuration().map_err(|e| e.message())?;

@@ -3,7 +3,7 @@
 //!
 //! Like pg_cron's launcher it connects to one database (`pgssl.database`),
 //! logs everything it does with the prefix `pgssl worker:`, and catches the
-//! errors of each cycle, so one bad cycle never stops it. Every second (and
+//! errors of each cycle, so one bad cycle never stops it. Twice a second (and
 //! on a reload) it runs a cycle ([`cycle`]):
 //!
 //! - on the primary, re-signs the CRL when it is due or when a revocation
@@ -32,8 +32,10 @@ use pgrx::PgTryBuilder;
 
 /// The name in `pg_stat_activity.backend_type` and in the server log.
 pub const WORKER_TYPE: &str = "pgssl worker";
-/// How often the worker wakes without being signalled.
-const NAP: Duration = Duration::from_secs(1);
+/// How often the worker wakes without being signalled: twice a second, since
+/// nothing wakes it on a standby when a revocation is replayed, and sessions
+/// there must end within two seconds of the commit on the primary.
+const NAP: Duration = Duration::from_millis(500);
 /// How long the postmaster waits before starting a worker that exited on an
 /// error it could not catch (e.g. `pgssl.database` names no database).
 const RESTART_AFTER: Duration = Duration::from_secs(10);
@@ -90,6 +92,45 @@ pub extern "C-unwind" fn pgssl_worker_main(_arg: pg_sys::Datum) {
     // terminated on its own), the postmaster starts it again.
     // SAFETY: a clean exit from the worker's main function.
     unsafe { pg_sys::proc_exit(1) };
+}
+
+thread_local! {
+    /// Whether this transaction already asked to wake the worker at commit.
+    static WAKE_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wakes this node's worker as soon as the current transaction commits, so
+/// a revocation reaches the CRL and the open sessions at once rather than at
+/// the worker's next tick. Without a running worker (no preload) it does
+/// nothing.
+pub(crate) fn wake_after_commit() {
+    if WAKE_PENDING.with(|p| p.replace(true)) {
+        return;
+    }
+    let pid = crate::ca::registry::read_one::<i32>(
+        "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = $1",
+        &[WORKER_TYPE.into()],
+    );
+    let Ok(Some(pid)) = pid else {
+        WAKE_PENDING.with(|p| p.set(false));
+        return;
+    };
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+        WAKE_PENDING.with(|p| p.set(false));
+        // SAFETY: BackendPidGetProc takes ProcArrayLock itself and returns
+        // NULL when no process has that pid any more; setting another
+        // process's latch is how PostgreSQL wakes it, and is allowed after
+        // commit (no ERROR can come of it).
+        unsafe {
+            let proc_ = pg_sys::BackendPidGetProc(pid);
+            if !proc_.is_null() {
+                pg_sys::SetLatch(&raw mut (*proc_).procLatch);
+            }
+        }
+    });
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || {
+        WAKE_PENDING.with(|p| p.set(false));
+    });
 }
 
 /// Runs `body` in a transaction of its own. An ERROR or panic inside is
