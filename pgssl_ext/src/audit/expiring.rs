@@ -228,6 +228,9 @@ fn interval_seconds(i: &Interval) -> i64 {
 /// or already has, sorted by `not_after`. `days_left` counts the days left,
 /// a started day as one (a certificate issued for 10 days has 10 left); 0 or
 /// less once expired.
+// pgrx reads the column names (`name!`) from the signature itself, so the
+// row type cannot move into a type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_restricted)]
 fn expiring(
     within: default!(Interval, "'30 days'"),

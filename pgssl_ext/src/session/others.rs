@@ -32,6 +32,9 @@ fn visible_pids() -> Result<HashSet<i32>, pgrx::spi::Error> {
 
 /// The TLS facts pgssl recorded for each session the caller may see, as
 /// `pg_stat_ssl` decides: no rows without preloading.
+// pgrx reads the column names (`name!`) from the signature itself, so the
+// row type cannot move into a type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_restricted)]
 fn session_slots() -> Result<
     TableIterator<
