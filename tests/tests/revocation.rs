@@ -255,12 +255,14 @@ fn the_crl_never_lapses_on_primary_and_standby() {
         "SELECT pgssl.revoke('{alice_serial}', 'keyCompromise')"
     ));
     let took = wait_refused(&primary, "alice", &alice, Duration::from_secs(10));
+    eprintln!("new logins refused on the primary {took:?} after the commit");
     assert!(
         took < Duration::from_secs(2),
         "primary refused after {took:?}"
     );
     standby.catch_up_with(&primary);
     let took = wait_refused(&standby, "alice", &alice, Duration::from_secs(10));
+    eprintln!("new logins refused on the standby {took:?} after replay");
     assert!(
         took < Duration::from_secs(10),
         "standby refused after {took:?}"
@@ -333,6 +335,9 @@ fn sessions_with_a_revoked_certificate_end_on_primary_and_standby() {
         || !on_standby.alive_on(&standby),
     );
     let standby_took = committed.elapsed();
+    eprintln!(
+        "sessions ended {primary_took:?} (primary) and {standby_took:?} (standby) after the commit"
+    );
     assert!(
         primary_took < Duration::from_secs(2),
         "primary: {primary_took:?}"
