@@ -206,15 +206,18 @@ pub(crate) fn next_crl_number() -> Result<i64, PgsslError> {
 /// How many certificates are revoked; `None` when the registry is not there
 /// (the extension's SQL not installed in this database) or cannot be read.
 pub(crate) fn revoked_count() -> Option<i64> {
-    let exists =
-        Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('pgssl.issued_certs') IS NOT NULL")
-            .ok()
-            .flatten()?;
+    let exists = read_one::<bool>(
+        "SELECT pg_catalog.to_regclass('pgssl.issued_certs') IS NOT NULL",
+        &[],
+    )
+    .ok()
+    .flatten()?;
     if !exists {
         return None;
     }
-    Spi::get_one::<i64>(
+    read_one::<i64>(
         "SELECT pg_catalog.count(*) FROM pgssl.issued_certs WHERE revoked_at IS NOT NULL",
+        &[],
     )
     .ok()
     .flatten()

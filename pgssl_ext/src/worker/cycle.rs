@@ -75,8 +75,13 @@ impl State {
             None => true,
         };
         if repeat {
+            let kept = if step.ends_with("the CRL") {
+                "the CRL file in place is kept, "
+            } else {
+                ""
+            };
             warning!(
-                "pgssl worker: {step} failed: {message}; the CRL file in place is kept, retrying every {} s",
+                "pgssl worker: {step} failed: {message}; {kept}retrying every {} s",
                 RETRY_AFTER.as_secs()
             );
             self.failures.insert(step, (message, now));
@@ -121,6 +126,17 @@ pub enum Due {
     Revocation,
     /// The newest CRL reached the refresh age (or its nextUpdate).
     Refresh,
+}
+
+impl Due {
+    /// Why, for the log.
+    fn why(self) -> &'static str {
+        match self {
+            Due::First => "the first",
+            Due::Revocation => "a revocation committed",
+            Due::Refresh => "the previous one reached pgssl.crl_refresh",
+        }
+    }
 }
 
 /// The newest CRL's (thisUpdate, nextUpdate, revocations listed).
@@ -184,7 +200,7 @@ pub fn run(state: &mut State) {
         match in_transaction(sign_if_due) {
             Ok(Some((due, number))) => {
                 state.succeeded("signing the CRL");
-                log!("pgssl worker: signed CRL number {number} ({due:?})");
+                log!("pgssl worker: signed CRL number {number} ({})", due.why());
             }
             Ok(None) => state.succeeded("signing the CRL"),
             Err(e) => state.failed("signing the CRL", e),
