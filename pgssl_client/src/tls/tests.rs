@@ -288,6 +288,14 @@ fn channel_binding_hash_follows_the_signature() {
         None,
         "Ed25519 has no hash: libpq cannot bind either"
     );
+    let pss = Ca::with_key_type("pss", pgssl_tests::KeyType::RsaPss2048)
+        .issue(&CertSpec::server())
+        .cert;
+    assert_eq!(
+        tls_server_end_point(&pss.to_der().unwrap()).unwrap(),
+        pss.digest(MessageDigest::sha256()).unwrap().to_vec(),
+        "RSASSA-PSS binds with the hash in its parameters, as libpq does"
+    );
 }
 
 #[test]
