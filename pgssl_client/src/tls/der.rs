@@ -90,6 +90,55 @@ pub(super) fn pss_signature_hash(cert: &[u8]) -> Option<Option<&[u8]>> {
     }
 }
 
+/// The raw bytes of every dNSName in a certificate's subjectAltName extension, in order:
+/// OpenSSL's Rust binding hides the ones that are not UTF-8, which libpq still counts.
+pub(super) fn dns_names(cert: &[u8]) -> Vec<&[u8]> {
+    const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11];
+    let mut names = Vec::new();
+    let Some(extensions) = extensions_of(cert) else {
+        return names;
+    };
+    let mut rest = extensions;
+    while let Some((_, ext, next)) = der_next(rest) {
+        rest = next;
+        let Some((0x06, oid, mut value)) = der_next(ext) else {
+            continue;
+        };
+        if oid != SAN_OID {
+            continue;
+        }
+        if let Some((0x01, _, after)) = der_next(value) {
+            value = after;
+        }
+        let Some((0x04, octets, _)) = der_next(value) else {
+            continue;
+        };
+        let Some((0x30, mut general_names, _)) = der_next(octets) else {
+            continue;
+        };
+        while let Some((tag, name, next)) = der_next(general_names) {
+            if tag == 0x82 {
+                names.push(name);
+            }
+            general_names = next;
+        }
+    }
+    names
+}
+
+/// The contents of the SEQUENCE inside a certificate's `[3] extensions`.
+fn extensions_of(cert: &[u8]) -> Option<&[u8]> {
+    let (_, cert_body, _) = der_next(cert)?;
+    let (_, mut tbs, _) = der_next(cert_body)?;
+    while let Some((tag, contents, rest)) = der_next(tbs) {
+        if tag == 0xa3 {
+            return der_next(contents).map(|(_, seq, _)| seq);
+        }
+        tbs = rest;
+    }
+    None
+}
+
 /// The contents of a certificate's SubjectPublicKeyInfo, read straight from the DER: OpenSSL
 /// 3's decoder takes a quarter of a millisecond per certificate, on every connection.
 fn spki_of(cert: &[u8]) -> Option<&[u8]> {
