@@ -80,8 +80,9 @@ fn make_client_ca(
     pem_text(cert.to_pem())
 }
 
-/// The CA certificate, PEM. Public information: anyone may fetch it to
-/// configure `sslrootcert`/`ssl_ca_file`.
+/// The client CA certificate, PEM. Public information: anyone may fetch it to configure
+/// the server's `ssl_ca_file`. It verifies client certificates only: clients verify the
+/// server with `pgssl.server_ca_cert()` as `sslrootcert`.
 #[pg_extern(stable, parallel_restricted)]
 fn ca_cert() -> Result<String, ErrorReport> {
     let cert = authority::load_certificate(&gucs::ca_cert_file())
