@@ -33,8 +33,43 @@ COMMENT ON COLUMN pgssl.issued_certs.kind IS
 CREATE SEQUENCE pgssl.crl_number AS bigint MINVALUE 1;
 REVOKE ALL ON SEQUENCE pgssl.crl_number FROM PUBLIC;
 
--- pg_dump keeps the registry and the CRL number with the extension.
+-- Revocations of serials the registry does not know: certificates whose
+-- issuing transaction rolled back (their serials are in the server log).
+-- The CRL lists them with the registry's revoked rows.
+CREATE TABLE pgssl.unregistered_revocations (
+    serial            text        PRIMARY KEY
+                                  CHECK (serial ~ '^([0-9a-f]{2})+$'),
+    revoked_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    revocation_reason text        NOT NULL,
+    revoked_by        name        NOT NULL DEFAULT pg_catalog.session_user()
+);
+REVOKE ALL ON pgssl.unregistered_revocations FROM PUBLIC;
+COMMENT ON TABLE pgssl.unregistered_revocations IS
+  'serials revoked with pgssl.revoke() that are not in pgssl.issued_certs (certificates from a rolled-back transaction); listed in the CRL';
+
+-- The CRLs the CA signed, newest last. A replicated table: every standby
+-- installs the newest from here, without the CA key.
+CREATE TABLE pgssl.crls (
+    crl_number  bigint      PRIMARY KEY,
+    this_update timestamptz NOT NULL,
+    next_update timestamptz NOT NULL,
+    revocations bigint      NOT NULL CHECK (revocations >= 0),
+    crl         text        NOT NULL,
+    CHECK (next_update > this_update)
+);
+REVOKE ALL ON pgssl.crls FROM PUBLIC;
+COMMENT ON TABLE pgssl.crls IS
+  'signed CRLs (PEM), newest by crl_number; the pgssl worker installs the newest into ssl_crl_file on every node';
+
+-- The worker counts revocations every second.
+CREATE INDEX issued_certs_revoked_idx ON pgssl.issued_certs (serial)
+    WHERE revoked_at IS NOT NULL;
+
+-- pg_dump keeps the registry, the revocations, the CRLs and the CRL number
+-- with the extension.
 SELECT pg_catalog.pg_extension_config_dump('pgssl.issued_certs', '');
+SELECT pg_catalog.pg_extension_config_dump('pgssl.unregistered_revocations', '');
+SELECT pg_catalog.pg_extension_config_dump('pgssl.crls', '');
 SELECT pg_catalog.pg_extension_config_dump('pgssl.crl_number', '');
 
 -- Who may call what. ca_cert() is public; a DBA grants enroll (self-service)
@@ -57,8 +92,8 @@ COMMENT ON FUNCTION pgssl.enroll(text, integer) IS
 COMMENT ON FUNCTION pgssl.sign_csr(text, integer) IS
   'administrators: sign a PEM CSR for any CN for valid_days (NULL: pgssl.default_validity_days); returns the client certificate PEM';
 COMMENT ON FUNCTION pgssl.revoke(text, text) IS
-  'mark the certificate with this hex serial revoked, with an RFC 5280 reason name; false when it already was';
+  'mark the certificate with this hex serial revoked, with an RFC 5280 reason name; false when it already was; a serial not in the registry is recorded with a WARNING';
 COMMENT ON FUNCTION pgssl.crl(integer) IS
   'a v2 CRL, PEM, of every revoked certificate, signed by the CA, valid for next_update_days, with the next CRL number';
 COMMENT ON FUNCTION pgssl.install_crl(integer) IS
-  'superuser: write a fresh CRL atomically to the file ssl_crl_file names and reload the configuration; returns the path';
+  'superuser: sign a fresh CRL, store it in pgssl.crls, put it atomically into the file ssl_crl_file names (other issuers'' CRLs kept) and reload the configuration; returns the path';

@@ -81,6 +81,53 @@ async fn ensure_client_ca(client: &Client) -> Result<bool, String> {
 }
 
 /// The names the current server certificate is for, to rotate it for the same names.
+/// Adds `pgssl` to `shared_preload_libraries` with `ALTER SYSTEM`, keeping
+/// the libraries already named there (or already set for the next start),
+/// so the revocation worker starts with the server. Returns whether that
+/// needs a restart, i.e. whether the running server does not preload it yet.
+async fn ensure_preload(client: &Client) -> Result<bool, String> {
+    let running = text(
+        client,
+        "SELECT current_setting('shared_preload_libraries')",
+        "reading shared_preload_libraries",
+    )
+    .await?
+    .unwrap_or_default();
+    // What the next start will use: the last line that sets it.
+    let next = text(
+        client,
+        "SELECT (SELECT setting FROM pg_catalog.pg_file_settings
+                  WHERE name = 'shared_preload_libraries' AND error IS NULL
+                  ORDER BY seqno DESC LIMIT 1)",
+        "reading the configuration files",
+    )
+    .await?
+    .unwrap_or_else(|| running.clone());
+    let names = |list: &str| -> Vec<String> {
+        list.split(',')
+            .map(|l| l.trim().trim_matches('"').to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let preloaded_now = names(&running).iter().any(|l| l == "pgssl");
+    let mut libraries = names(&next);
+    if !libraries.iter().any(|l| l == "pgssl") {
+        libraries.push("pgssl".into());
+        let list = libraries
+            .iter()
+            .map(|l| format!("'{}'", l.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        client
+            .batch_execute(&format!(
+                "ALTER SYSTEM SET shared_preload_libraries = {list}"
+            ))
+            .await
+            .map_err(sql_error("adding pgssl to shared_preload_libraries"))?;
+    }
+    Ok(!preloaded_now)
+}
+
 async fn current_hostnames(client: &Client) -> Result<Vec<String>, String> {
     let info = text(
         client,
@@ -393,6 +440,11 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
             .await
             .map_err(sql_error("configuring the server"))?;
     }
+    let restart_for_worker = if args.rotate {
+        false
+    } else {
+        ensure_preload(&client).await?
+    };
     let hba_backup = if args.edit_hba {
         let hba_file = text(
             &client,
@@ -438,6 +490,12 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         }
     }
     println!("new connections get it now; open connections keep theirs; no restart");
+    if restart_for_worker {
+        println!(
+            "added pgssl to shared_preload_libraries for the revocation worker (it keeps the CRL \
+             fresh and installed on every node): restart the server once to start it"
+        );
+    }
     println!(
         "wrote the server CA certificate to {} (clients' sslrootcert)",
         args.root_cert.display()

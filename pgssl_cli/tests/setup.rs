@@ -86,6 +86,11 @@ fn set_up(cluster: &TlsCluster) -> std::path::PathBuf {
         "pgssl setup failed: {}",
         text(&out.stderr)
     );
+    assert!(
+        text(&out.stdout).contains("restart the server once to start it"),
+        "{}",
+        text(&out.stdout)
+    );
     root
 }
 
@@ -149,6 +154,22 @@ fn setup_turns_tls_on_for_both_names_and_the_audit_finds_no_failure() {
         "0",
         "{}",
         cluster.sql("SELECT * FROM pgssl.check_config()")
+    );
+
+    // The revocation worker is set to start with the server: a restart
+    // starts it, and the audit sees it.
+    assert_eq!(
+        cluster.sql("SELECT setting FROM pg_file_settings WHERE name = 'shared_preload_libraries'"),
+        "pgssl"
+    );
+    cluster.pg_ctl("restart");
+    pgssl_tests::wait_until(
+        "the pgssl worker",
+        std::time::Duration::from_secs(20),
+        || {
+            cluster.sql("SELECT status FROM pgssl.check_config() WHERE \"check\" = 'crl_worker'")
+                == "ok"
+        },
     );
 
     // The report agrees, and says so in its exit status.

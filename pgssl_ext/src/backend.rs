@@ -76,12 +76,19 @@ pub(crate) fn resolve_path(text: &str) -> PathBuf {
 }
 
 /// A server setting's current value (`current_setting(name, true)`); empty
-/// when unset or unknown.
+/// when unset or unknown. A read-only query (`Spi::get_one` would assign a
+/// transaction id, which a standby refuses), so the audit runs on standbys.
 pub(crate) fn setting(name: &str) -> String {
-    Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.current_setting($1, true)",
-        &[name.into()],
-    )
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.current_setting($1, true)",
+                Some(1),
+                &[name.into()],
+            )?
+            .first()
+            .get_one::<String>()
+    })
     .ok()
     .flatten()
     .unwrap_or_default()

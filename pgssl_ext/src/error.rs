@@ -102,11 +102,6 @@ pub enum PgsslError {
         /// Whether the server is a standby (in recovery).
         in_recovery: bool,
     },
-    /// `revoke`: no certificate with this serial in the registry (P0002).
-    UnknownSerial {
-        /// The serial, normalised.
-        serial: String,
-    },
     /// OpenSSL or SPI failed while making a key, certificate or CRL, or
     /// while recording it (XX000): not the caller's fault.
     Internal {
@@ -158,7 +153,6 @@ impl PgsslError {
             }
             Self::FileWrite { .. } => PgSqlErrorCode::ERRCODE_IO_ERROR,
             Self::FileExists { .. } => PgSqlErrorCode::ERRCODE_DUPLICATE_FILE,
-            Self::UnknownSerial { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             Self::ReadOnly { .. } => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::Internal { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             Self::ServerFile {
@@ -219,9 +213,6 @@ impl PgsslError {
             Self::ReadOnly { function, .. } => {
                 format!("cannot execute {function} in a read-only transaction")
             }
-            Self::UnknownSerial { serial } => {
-                format!("no certificate with serial {serial} in pgssl.issued_certs")
-            }
             Self::Internal { doing, reason } => format!("internal error while {doing}: {reason}"),
             Self::ServerFile { path, reason, .. } => {
                 format!(
@@ -278,9 +269,6 @@ impl PgsslError {
                 in_recovery: true, ..
             } => Some("The CA signs and records on the primary server.".into()),
             Self::ReadOnly { .. } => None,
-            Self::UnknownSerial { .. } => Some(
-                "Serials are hex, as in pgssl.issued_certs.serial or openssl x509 -serial.".into(),
-            ),
             Self::ServerFile { .. } => Some("Check ssl_cert_file: it names a PEM file relative to the data directory.".into()),
         }
     }

@@ -20,6 +20,7 @@ mod preload;
 mod server;
 mod session;
 mod timestamps;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 

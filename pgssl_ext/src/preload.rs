@@ -6,6 +6,8 @@
 //! not start workers or touch state the upgrade does not expect. Everything
 //! else in pgssl works without preloading.
 
-/// Registers the preload-only parts. Nothing needs preloading yet; the
-/// revocation worker and its shared memory register here.
-pub(crate) fn register() {}
+/// Registers the preload-only parts: the pgssl background worker
+/// ([`crate::worker`]).
+pub(crate) fn register() {
+    crate::worker::register();
+}

@@ -15,10 +15,14 @@ hostssl all +scram_users 127.0.0.1/32 scram-sha-256
 hostssl all all 127.0.0.1/32   cert
 ";
 
-/// The (check, status) pairs that are not `ok`.
+/// The (check, status) pairs that are not `ok`, but for the warning that
+/// the fixture's clusters do not preload pgssl (its checks are in
+/// revocation.rs).
 fn problems(cluster: &TlsCluster) -> BTreeSet<(String, String)> {
-    let out = cluster
-        .sql("SELECT \"check\" || '|' || status FROM pgssl.check_config() WHERE status <> 'ok'");
+    let out = cluster.sql(
+        "SELECT \"check\" || '|' || status FROM pgssl.check_config()
+          WHERE status <> 'ok' AND NOT (\"check\" = 'crl_worker' AND status = 'warn')",
+    );
     out.lines()
         .map(|l| {
             let (check, status) = l.split_once('|').unwrap();
@@ -47,7 +51,7 @@ fn a_well_configured_server_has_no_problems() {
     );
     assert_eq!(
         checks,
-        "crl_for_revoked_certs,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
+        "crl_for_revoked_certs,crl_worker,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
          server_cert_version,server_key_match,server_key_strength,ssl,ssl_min_protocol_version"
     );
 }

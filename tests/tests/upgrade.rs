@@ -250,3 +250,70 @@ fn update_from_the_previous_release_matches_a_fresh_install_and_keeps_the_data()
         "server localhost"
     );
 }
+
+/// With the worker preloaded, a database still on the previous release's SQL
+/// is waited for, not written to; after `ALTER EXTENSION pgssl UPDATE` the
+/// worker signs a CRL of the revocations made before the update, and a
+/// serial the registry does not know can be revoked.
+#[test]
+fn the_worker_waits_for_the_update_then_keeps_every_revocation() {
+    let cluster = TlsCluster::builder()
+        .without_extension()
+        .conf("shared_preload_libraries = 'pgssl'")
+        .start();
+    cluster.sql(&format!("CREATE EXTENSION pgssl VERSION '{PREVIOUS}'"));
+    cluster.sql("SELECT pgssl.init_ca('upgrade test CA') IS NOT NULL");
+    for cn in ["alice", "bob"] {
+        cluster.sql(&format!(
+            "SELECT pgssl.sign_csr('{}', 30) IS NOT NULL",
+            csr(cn)
+        ));
+    }
+    let bob = cluster.sql("SELECT serial FROM pgssl.issued_certs WHERE common_name = 'bob'");
+    cluster.sql(&format!("SELECT pgssl.revoke('{bob}', 'keyCompromise')"));
+    pgssl_tests::wait_until(
+        "the worker waiting for the update",
+        std::time::Duration::from_secs(20),
+        || {
+            cluster
+                .log()
+                .contains("waiting for CREATE EXTENSION pgssl or ALTER EXTENSION pgssl UPDATE")
+        },
+    );
+    let rows_before = cluster.sql(REGISTRY);
+
+    cluster.sql("ALTER EXTENSION pgssl UPDATE");
+    pgssl_tests::wait_until(
+        "a CRL signed by the worker",
+        std::time::Duration::from_secs(20),
+        || cluster.sql("SELECT count(*) FROM pgssl.crls") != "0",
+    );
+    assert_eq!(cluster.sql(REGISTRY), rows_before, "every row as it was");
+    let stored = cluster.sql("SELECT crl FROM pgssl.crls ORDER BY crl_number DESC LIMIT 1");
+    let crl = openssl::x509::X509Crl::from_pem(stored.as_bytes()).unwrap();
+    let listed: Vec<String> = crl
+        .get_revoked()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.serial_number()
+                .to_bn()
+                .unwrap()
+                .to_hex_str()
+                .unwrap()
+                .to_lowercase()
+        })
+        .collect();
+    assert_eq!(listed, vec![bob.trim_start_matches('0').to_string()]);
+
+    // A serial that is not in the registry: recorded, and the next CRL lists it.
+    assert_eq!(cluster.sql("SELECT pgssl.revoke('0a3f')"), "t");
+    pgssl_tests::wait_until(
+        "a CRL with both revocations",
+        std::time::Duration::from_secs(20),
+        || {
+            cluster.sql("SELECT revocations FROM pgssl.crls ORDER BY crl_number DESC LIMIT 1")
+                == "2"
+        },
+    );
+}

@@ -5,6 +5,7 @@
 //! will use after its next reload.
 
 mod checks;
+mod revocation;
 
 use std::path::PathBuf;
 
@@ -191,7 +192,8 @@ fn check_config() -> TableIterator<
         name!(detail, String),
     ),
 > {
-    let rows = checks::evaluate(&gather());
+    let mut rows = checks::evaluate(&gather());
+    rows.extend(revocation::evaluate(&revocation::gather()));
     TableIterator::new(
         rows.into_iter()
             .map(|f| (f.check.to_string(), f.status.as_str().to_string(), f.detail)),

@@ -11,7 +11,6 @@
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::spi::Spi;
 
 use super::authority::{self, Authority, CaError, CaFile, CaKeyType, CaRole};
 use super::issuance::{self, pem_text, Subject};
@@ -188,14 +187,36 @@ fn revoke_serial(serial: &str, reason: &str) -> Result<bool, PgsslError> {
                 RevocationReason::names()
             )),
         })?;
-    match registry::lock_unrevoked(&serial)? {
-        None => Err(PgsslError::UnknownSerial { serial }),
-        Some(false) => Ok(false),
+    let revoked = match registry::lock_unrevoked(&serial)? {
+        // Not in the registry: a certificate whose issuing transaction
+        // rolled back (its serial is in the server log), or a mistyped
+        // serial. Either way listing it in the CRL is safe, and nothing
+        // pgssl handed out stays unrevocable.
+        None => revoke_unregistered(&serial, reason)?,
+        Some(false) => false,
         Some(true) => {
             registry::mark_revoked(&serial, reason)?;
-            Ok(true)
+            true
         }
+    };
+    if revoked {
+        crate::worker::wake_after_commit();
     }
+    Ok(revoked)
+}
+
+/// Records the revocation of a serial the registry does not know, with a
+/// WARNING. `false` when it was already recorded.
+fn revoke_unregistered(serial: &str, reason: RevocationReason) -> Result<bool, PgsslError> {
+    let recorded = registry::record_unregistered_revocation(serial, reason)?;
+    if recorded {
+        pgrx::warning!(
+            "serial {serial} is not in pgssl.issued_certs; its revocation is recorded in \
+             pgssl.unregistered_revocations and listed in the CRL (a certificate whose issuing \
+             transaction rolled back is found by serial in the server log)"
+        );
+    }
+    Ok(recorded)
 }
 
 /// A v2 CRL of every revoked certificate in the registry, signed by the CA,
@@ -207,18 +228,28 @@ fn crl(next_update_days: default!(i32, 7)) -> Result<String, ErrorReport> {
     Ok(make_crl(next_update_days)?)
 }
 
-/// The client CA's CRL: the client certificates revoked in the registry.
-fn make_crl(next_update_days: i32) -> Result<String, PgsslError> {
+fn check_crl_days(next_update_days: i32) -> Result<(), PgsslError> {
     if !(1..=MAX_CRL_DAYS).contains(&next_update_days) {
         return Err(PgsslError::invalid(format!(
             "next_update_days must be between 1 and {MAX_CRL_DAYS}, not {next_update_days}"
         )));
     }
+    Ok(())
+}
+
+fn make_crl(next_update_days: i32) -> Result<String, PgsslError> {
+    check_crl_days(next_update_days)?;
     let ca = load_ca()?;
     let number = registry::next_crl_number()?;
     let entries = registry::revoked(CertKind::Client)?;
-    let crl = revocation::build_crl(&ca, &entries, number, now(), next_update_days)
-        .map_err(internal("signing the CRL"))?;
+    let crl = revocation::build_crl(
+        &ca,
+        &entries,
+        number,
+        now(),
+        i64::from(next_update_days) * 86_400,
+    )
+    .map_err(internal("signing the CRL"))?;
     pem_text(crl.to_pem())
 }
 
@@ -237,15 +268,11 @@ fn write_crl_file(next_update_days: i32) -> Result<String, PgsslError> {
     if setting.trim().is_empty() {
         return Err(PgsslError::CrlFileNotSet);
     }
-    let pem = make_crl(next_update_days)?;
+    check_crl_days(next_update_days)?;
     let path = resolve_path(&setting);
-    files::write_atomically(&path, pem.as_bytes()).map_err(|e| PgsslError::FileWrite {
-        what: "CRL",
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    Spi::run("SELECT pg_catalog.pg_reload_conf()")
-        .map_err(internal("reloading the configuration"))?;
+    let stored = super::crl_store::sign_and_store(now(), i64::from(next_update_days) * 86_400)?;
+    super::crl_store::install(&stored, &path)?;
+    super::crl_store::reload_configuration()?;
     Ok(path.display().to_string())
 }
 

@@ -7,17 +7,21 @@
 //! - [`profile`]: validity, serials and the one end-entity profile;
 //! - [`revocation`]: serials given to SQL, revocation reasons, the CRL;
 //! - [`authority`]: the CAs' key types, making, loading and caching a CA;
-//! - [`files`]: every file pgssl writes.
+//! - [`files`]: every file pgssl writes;
+//! - [`crl_file`]: the file `ssl_crl_file` names, one CRL per issuer.
 //!
 //! Backend modules:
 //! - [`registry`]: all SQL on `pgssl.issued_certs` and `pgssl.crl_number`;
 //! - [`issuance`]: the one path from a checked name and key to a signed,
 //!   recorded certificate, for `enroll`, `sign_csr` and `issue_server_cert`;
+//! - [`crl_store`]: signed CRLs in `pgssl.crls`, installed on every node;
 //! - [`functions`]: the CA's SQL functions (`pgssl.init_ca`, `pgssl.enroll`, ...).
 //!
 //! The settings are in [`crate::gucs`].
 
 pub mod authority;
+pub mod crl_file;
+pub(crate) mod crl_store;
 pub mod csr;
 pub mod files;
 pub(crate) mod functions;

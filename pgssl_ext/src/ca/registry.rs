@@ -1,5 +1,7 @@
-//! The registry, `pgssl.issued_certs`, and the CRL number sequence: every
-//! SQL statement on them is here.
+//! The registry, `pgssl.issued_certs`, the revocations of serials it does
+//! not know (`pgssl.unregistered_revocations`), and the CRL number
+//! sequence: every SQL statement on them is here. The reads are read-only
+//! SPI, so the worker runs them on a standby too.
 //!
 //! Rows are written in the caller's transaction and go away with it on
 //! rollback; the server log keeps what was handed out (see [`super::issuance`]).
@@ -54,10 +56,11 @@ pub(crate) struct NewEntry<'a> {
 
 /// Whether the registry has the `kind` column (0.2.0 and later).
 fn records_kind() -> Result<bool, PgsslError> {
-    Spi::get_one::<bool>(
+    read_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute
                          WHERE attrelid = 'pgssl.issued_certs'::pg_catalog.regclass
                            AND attname = 'kind' AND NOT attisdropped)",
+        &[],
     )
     .map_err(internal("reading the registry's columns"))
     .map(|found| found.unwrap_or(false))
@@ -145,13 +148,25 @@ pub(crate) fn revoked(kind: CertKind) -> Result<Vec<RevokedEntry>, PgsslError> {
     } else {
         "$1 = 'client'"
     };
+    // From 0.2.0 on (the kind column), the client CA's CRL also lists the
+    // serials revoked without a registry row.
+    let unregistered = if records_kind()? && kind == CertKind::Client {
+        "UNION ALL
+         SELECT serial,
+                pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
+                revocation_reason
+           FROM pgssl.unregistered_revocations"
+    } else {
+        ""
+    };
     let query = format!(
         "SELECT serial,
                 pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
                 revocation_reason
            FROM pgssl.issued_certs
           WHERE revoked_at IS NOT NULL AND {of_kind}
-          ORDER BY serial"
+         {unregistered}
+          ORDER BY 1"
     );
     Spi::connect(|client| {
         let rows = client.select(&query, None, &[kind.as_str().into()])?;
@@ -191,16 +206,67 @@ pub(crate) fn next_crl_number() -> Result<i64, PgsslError> {
 /// How many certificates are revoked; `None` when the registry is not there
 /// (the extension's SQL not installed in this database) or cannot be read.
 pub(crate) fn revoked_count() -> Option<i64> {
-    let exists =
-        Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('pgssl.issued_certs') IS NOT NULL")
-            .ok()
-            .flatten()?;
+    let exists = read_one::<bool>(
+        "SELECT pg_catalog.to_regclass('pgssl.issued_certs') IS NOT NULL",
+        &[],
+    )
+    .ok()
+    .flatten()?;
     if !exists {
         return None;
     }
-    Spi::get_one::<i64>(
+    read_one::<i64>(
         "SELECT pg_catalog.count(*) FROM pgssl.issued_certs WHERE revoked_at IS NOT NULL",
+        &[],
     )
     .ok()
     .flatten()
+}
+
+/// One value from a read-only query. (`Spi::get_one` assigns a transaction
+/// id, which a standby refuses.)
+pub(crate) fn read_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Option<T>, SpiError> {
+    Spi::connect(|client| client.select(query, Some(1), args)?.first().get_one::<T>())
+}
+
+/// How many client certificates are revoked, with or without a registry
+/// row: the worker's cheap check for a revocation committed since the
+/// newest CRL (revocations are never taken back). Needs 0.2.0.
+pub(crate) fn client_revocation_count() -> Result<i64, PgsslError> {
+    read_one::<i64>(
+        "SELECT (SELECT pg_catalog.count(*) FROM pgssl.issued_certs
+                  WHERE revoked_at IS NOT NULL AND kind = 'client')
+              + (SELECT pg_catalog.count(*) FROM pgssl.unregistered_revocations)",
+        &[],
+    )
+    .map(Option::unwrap_or_default)
+    .map_err(internal("counting revocations"))
+}
+
+/// Records the revocation of a serial the registry does not know (a
+/// certificate whose issuing transaction rolled back). `false` when it was
+/// already recorded.
+pub(crate) fn record_unregistered_revocation(
+    serial: &str,
+    reason: RevocationReason,
+) -> Result<bool, PgsslError> {
+    if !records_kind()? {
+        return Err(PgsslError::ExtensionNotUpdated {
+            needs: "revoking a serial that is not in the registry",
+        });
+    }
+    match Spi::get_one_with_args::<bool>(
+        "INSERT INTO pgssl.unregistered_revocations (serial, revocation_reason)
+         VALUES ($1, $2)
+         ON CONFLICT (serial) DO NOTHING
+         RETURNING true",
+        &[serial.into(), reason.name().into()],
+    ) {
+        Ok(Some(true)) => Ok(true),
+        Ok(_) | Err(SpiError::InvalidPosition) => Ok(false),
+        Err(e) => Err(internal("recording the revocation")(e)),
+    }
 }

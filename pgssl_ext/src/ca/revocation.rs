@@ -15,8 +15,6 @@ use openssl::x509::{X509Crl, X509CrlBuilder, X509Extension, X509RevokedBuilder, 
 use super::authority::Authority;
 use super::profile::signing_digest;
 
-const SECONDS_PER_DAY: i64 = 86_400;
-
 /// Why a serial number given to SQL was refused (22023).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadSerial {
@@ -148,7 +146,7 @@ pub struct RevokedEntry {
 }
 
 /// A v2 CRL signed by the CA: thisUpdate `now`, nextUpdate `now` plus
-/// `next_update_days`, the entries with their reason codes (none for
+/// `validity_secs`, the entries with their reason codes (none for
 /// `unspecified`, as RFC 5280 asks), a CRL number and the authority key
 /// identifier.
 pub fn build_crl(
@@ -156,12 +154,12 @@ pub fn build_crl(
     revoked: &[RevokedEntry],
     number: i64,
     now: i64,
-    next_update_days: i32,
+    validity_secs: i64,
 ) -> Result<X509Crl, ErrorStack> {
     let mut crl = X509CrlBuilder::new()?;
     crl.set_issuer_name(ca.cert.subject_name())?;
     let this_update = Asn1Time::from_unix(now)?;
-    let next_update = Asn1Time::from_unix(now + i64::from(next_update_days) * SECONDS_PER_DAY)?;
+    let next_update = Asn1Time::from_unix(now + validity_secs)?;
     crl.set_last_update(&this_update)?;
     crl.set_next_update(&next_update)?;
     for entry in revoked {
@@ -261,7 +259,7 @@ mod tests {
                     reason: RevocationReason::Unspecified,
                 },
             ];
-            let crl = build_crl(&ca, &entries, 7, now(), 7).unwrap();
+            let crl = build_crl(&ca, &entries, 7, now(), 7 * 86_400).unwrap();
             assert!(crl.verify(&ca.key).unwrap());
             let pem = String::from_utf8(crl.to_pem().unwrap()).unwrap();
             assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
@@ -296,7 +294,7 @@ mod tests {
     #[test]
     fn empty_crl() {
         let ca = new_ca(CaKeyType::EcP256);
-        let crl = build_crl(&ca, &[], 1, now(), 1).unwrap();
+        let crl = build_crl(&ca, &[], 1, now(), 86_400).unwrap();
         assert!(crl.verify(&ca.key).unwrap());
         assert!(crl.get_revoked().is_none());
     }

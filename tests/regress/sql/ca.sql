@@ -47,7 +47,8 @@ SELECT pgssl.ca_cert();
 RESET pgssl.ca_cert_file;
 SELECT pgssl.install_crl();
 
--- Unknown serial: P0002.
+-- A serial not in the registry (a certificate from a rolled-back transaction):
+-- recorded with a WARNING, listed in the CRL.
 SELECT pgssl.revoke('0A:3F', 'keyCompromise');
 
 -- Writes refused in a read-only transaction: 25006.
