@@ -11,7 +11,7 @@ use pgssl_tests::{csr_pem, KeyType, TlsCluster};
 #[test]
 fn encrypted_csr_is_refused_without_reading_a_passphrase() {
     let cluster = TlsCluster::start();
-    let _server = cluster.restart_with_open_stdin();
+    let mut server = cluster.restart_with_open_stdin();
     let csr = csr_pem(&["alice"], &KeyType::EcP256.generate()).replace(
         "-----BEGIN CERTIFICATE REQUEST-----\n",
         "-----BEGIN CERTIFICATE REQUEST-----\nProc-Type: 4,ENCRYPTED\n\
@@ -49,4 +49,7 @@ fn encrypted_csr_is_refused_without_reading_a_passphrase() {
             "{function}: {stderr}"
         );
     }
+    cluster.pg_ctl("stop");
+    drop(server.stdin.take());
+    server.wait().expect("the server exits");
 }
