@@ -86,7 +86,7 @@ REVOKE EXECUTE ON FUNCTION pgssl.install_crl(integer) FROM PUBLIC;
 COMMENT ON FUNCTION pgssl.init_ca(text, integer, text) IS
   'superuser: make a CA key (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519) and self-signed CA certificate at pgssl.ca_key_file (mode 0600) and pgssl.ca_cert_file; never overwrites; returns the certificate PEM';
 COMMENT ON FUNCTION pgssl.ca_cert() IS
-  'the pgssl CA certificate, PEM (for ssl_ca_file and clients'' sslrootcert)';
+  'the pgssl client CA certificate, PEM: for the server''s ssl_ca_file, to verify client certificates; clients verify the server with pgssl.server_ca_cert() as sslrootcert, not with this';
 COMMENT ON FUNCTION pgssl.enroll(text, integer) IS
   'self-service: sign a PEM CSR whose CN is session_user for valid_days (NULL: pgssl.default_validity_days); returns the client certificate PEM';
 COMMENT ON FUNCTION pgssl.sign_csr(text, integer) IS

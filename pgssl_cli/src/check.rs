@@ -141,9 +141,36 @@ async fn build_report(
     }))
 }
 
+/// Text from the server (certificate fields, DNs) made safe for a terminal: control
+/// characters, terminal escapes and NULs are shown as `\x1b`, `\0`, ..., and a backslash
+/// as `\\`, so a hostile server cannot drive the user's terminal or hide part of a name.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            // Controls, and the invisible format characters that reorder or hide text.
+            c if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}' | '\u{feff}') =>
+            {
+                let code = u32::from(c);
+                if code <= 0xff {
+                    out.push_str(&format!("\\x{code:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{{{code:04x}}}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn print_report(r: &Value) {
     let s = |v: &Value| match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s),
         Value::Null => "-".into(),
         other => other.to_string(),
     };
@@ -228,5 +255,21 @@ fn print_report(r: &Value) {
         );
     } else if r["pgssl_extension"] == Value::Bool(false) {
         println!("pgssl extension: not installed in this database");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn server_text_is_shown_escaped() {
+        assert_eq!(printable("CN=db"), "CN=db");
+        assert_eq!(
+            printable("CN=a\u{1b}[31mred\u{7}\0hidden\\"),
+            "CN=a\\x1b[31mred\\x07\\0hidden\\\\"
+        );
+        assert_eq!(printable("\u{9b}2J"), "\\x9b2J");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
     }
 }

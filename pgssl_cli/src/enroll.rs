@@ -109,7 +109,7 @@ pub(crate) async fn enroll(
     let cert_pem: String = row.get(0);
     drop(client);
     let _ = driver.await;
-    let cert = X509::from_pem(cert_pem.as_bytes())
+    let cert = certificate_from_pem(&cert_pem)
         .map_err(|e| format!("pgssl.enroll returned no certificate: {e}"))?;
     if !cert
         .public_key()
@@ -221,4 +221,55 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
         }
     ));
     parts.join(" ")
+}
+
+/// The one certificate in `pem`, decoded here rather than by OpenSSL's PEM reader: on a block
+/// with encryption headers (`Proc-Type: 4,ENCRYPTED`) that reader asks for a passphrase on
+/// the terminal, and what the server returns must never get to do that.
+fn certificate_from_pem(pem: &str) -> Result<X509, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = pem.find(BEGIN).ok_or("no PEM certificate block")? + BEGIN.len();
+    let len = pem[start..]
+        .find(END)
+        .ok_or("unterminated PEM certificate block")?;
+    let body = &pem[start..start + len];
+    if body.contains(':') {
+        return Err("the PEM block has headers (encrypted PEM is not accepted)".into());
+    }
+    let base64: String = body.split_ascii_whitespace().collect();
+    let der = openssl::base64::decode_block(&base64).map_err(|e| e.to_string())?;
+    X509::from_der(&der).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod pem_tests {
+    use super::*;
+
+    #[test]
+    fn certificates_with_pem_headers_are_refused_without_a_passphrase_prompt() {
+        let key = make_key(KeyType::EcP256).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "alice").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+        let cert = certificate_from_pem(&pem).unwrap();
+        assert!(cert.public_key().unwrap().public_eq(&key));
+        let encrypted = pem.replace(
+            "-----BEGIN CERTIFICATE-----\n",
+            "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\
+             DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n",
+        );
+        let err = certificate_from_pem(&encrypted).unwrap_err();
+        assert!(err.contains("encrypted PEM is not accepted"), "{err}");
+    }
 }

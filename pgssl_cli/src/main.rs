@@ -11,7 +11,7 @@ mod setup;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -189,17 +189,26 @@ pub(crate) fn conninfo_value(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// Writes `path` in full under a random name in its folder, then renames it into place: a
+/// rename replaces a symbolic link at `path` rather than writing through it, and a failed
+/// write leaves the old file as it was.
 pub(crate) fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
     let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".pgssl-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
         .map_err(err)?;
-    // An existing file keeps its old mode through open(); set it explicitly.
-    f.set_permissions(fs::Permissions::from_mode(mode))
+    // The mode is set again past the umask.
+    file.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(data))
+        .and_then(|()| file.as_file().sync_all())
         .map_err(err)?;
-    f.write_all(data).map_err(err)
+    file.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }

@@ -305,10 +305,12 @@ fn trusted_transport(info: &pgssl_client::ConnectionInfo) -> bool {
     match &info.endpoint {
         Endpoint::Unix { .. } => true,
         Endpoint::Tcp { host, hostaddr, .. } => {
+            // Only verify-full authenticates the server: a chain check alone (verify-ca, or
+            // require with a root.crt) accepts any certificate the CA ever issued.
             let verified = info
                 .tls
                 .as_ref()
-                .is_some_and(|t| t.verification != Verification::None);
+                .is_some_and(|t| t.verification == Verification::ChainAndHostName);
             let loopback = match hostaddr {
                 Some(ip) => ip.is_loopback(),
                 None => host.as_deref().is_some_and(|h| {
@@ -522,4 +524,53 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         println!("pgssl check \"{conninfo}\"");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgssl_client::{ConnectionInfo, SslMode, TlsInfo};
+
+    fn over_tcp(verification: Verification) -> ConnectionInfo {
+        ConnectionInfo {
+            endpoint: Endpoint::Tcp {
+                host: Some("db.example.com".into()),
+                hostaddr: None,
+                port: 5432,
+            },
+            ssl_mode: SslMode::VerifyCa,
+            tls: Some(TlsInfo {
+                version: "TLSv1.3".into(),
+                cipher: String::new(),
+                peer_chain: Vec::new(),
+                verification,
+                crl_checked: false,
+                client_cert: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_verify_full_is_trusted_to_deliver_the_server_ca() {
+        assert!(!trusted_transport(&over_tcp(Verification::None)));
+        assert!(!trusted_transport(&over_tcp(Verification::Chain)));
+        assert!(trusted_transport(&over_tcp(Verification::ChainAndHostName)));
+    }
+
+    #[test]
+    fn the_root_certificate_replaces_a_link_instead_of_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let root = dir.path().join("root.crt");
+        std::os::unix::fs::symlink(&victim, &root).unwrap();
+        write_file(&root, b"CA", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&root)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&root).unwrap(), "CA");
+        assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o777, 0o644);
+    }
 }

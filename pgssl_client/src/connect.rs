@@ -211,6 +211,15 @@ fn classify(endpoint: &Endpoint, e: tokio_postgres::Error, mode: SslMode) -> Err
         if let Some(mine) = s.downcast_ref::<Error>() {
             return mine.clone();
         }
+        // A refusal from inside the stream (channel binding) comes wrapped in an io::Error,
+        // whose `source` skips the wrapped error itself.
+        if let Some(mine) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<Error>())
+        {
+            return mine.clone();
+        }
         source = s.source();
     }
     if e.as_db_error().is_none() && e.to_string().contains("server does not support TLS") {

@@ -104,6 +104,14 @@ pub enum Error {
         /// The sslmode in force.
         sslmode: &'static str,
     },
+    /// SCRAM channel binding was wanted (`channel_binding` prefer or require, the server
+    /// offering SCRAM-SHA-256-PLUS) but the server certificate's signature algorithm has no
+    /// hash for `tls-server-end-point` (Ed25519, Ed448, RSA-PSS): libpq refuses the
+    /// connection ("could not find digest for NID UNDEF") rather than authenticate unbound.
+    ChannelBindingUnavailable {
+        /// The server certificate's signature algorithm.
+        signature_algorithm: String,
+    },
     /// The TLS handshake failed for a reason other than the certificate checks above.
     Tls {
         /// rustls' description.
@@ -182,6 +190,12 @@ impl fmt::Display for Error {
             Error::ServerRefusedTls { sslmode } => {
                 write!(f, "server does not support SSL, but SSL was required (sslmode={sslmode})")
             }
+            Error::ChannelBindingUnavailable { signature_algorithm } => write!(
+                f,
+                "channel binding: could not find digest for the server certificate's signature \
+                 algorithm {signature_algorithm}, so tls-server-end-point cannot be computed \
+                 (libpq refuses too; channel_binding=disable authenticates without it)"
+            ),
             Error::Tls { reason } => write!(f, "TLS handshake failed: {reason}"),
             Error::Postgres { endpoint, source } => {
                 // tokio-postgres' Display names only the kind ("db error"); the reason is in

@@ -25,6 +25,9 @@ COMMENT ON TABLE pgssl.issued_certs IS
 COMMENT ON COLUMN pgssl.issued_certs.kind IS
   'client: issued by the pgssl CA (enroll, sign_csr), listed in its CRL when revoked; server: issued by the server CA (issue_server_cert)';
 
+COMMENT ON FUNCTION pgssl.ca_cert() IS
+  'the pgssl client CA certificate, PEM: for the server''s ssl_ca_file, to verify client certificates; clients verify the server with pgssl.server_ca_cert() as sslrootcert, not with this';
+
 -- No function changed its SQL signature, volatility, strictness or
 -- privileges in 0.2.0: their C symbols are the same in the new library.
 

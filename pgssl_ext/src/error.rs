@@ -43,6 +43,14 @@ pub enum PgsslError {
         /// The session user it must equal.
         expected: String,
     },
+    /// `enroll`: the session user's `VALID UNTIL` has passed (28000). Before it, the
+    /// certificate's `notAfter` is clipped to it instead.
+    RoleExpired {
+        /// The role.
+        role: String,
+        /// Its VALID UNTIL, as PostgreSQL shows it.
+        valid_until: String,
+    },
     /// A superuser-only function called by another role (42501).
     SuperuserOnly {
         /// The function, e.g. `pgssl.init_ca()`.
@@ -133,6 +141,7 @@ impl PgsslError {
             Self::UnknownField { .. } | Self::Csr(_) | Self::InvalidArgument { .. } => {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             }
+            Self::RoleExpired { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             Self::NotYourName { .. } | Self::SuperuserOnly { .. } => {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
@@ -177,6 +186,10 @@ impl PgsslError {
             Self::SuperuserOnly { function } => {
                 format!("permission denied: {function} is for superusers only")
             }
+            Self::RoleExpired { role, valid_until } => format!(
+                "role {role:?} is past its VALID UNTIL ({valid_until}): \
+                 pgssl.enroll() issues no certificate to it"
+            ),
             Self::Ca { role, error } => error.message(*role),
             Self::CaExpired { role } => {
                 format!("the pgssl {} certificate has expired", role.label())
@@ -226,6 +239,11 @@ impl PgsslError {
                     .into(),
             ),
             Self::SuperuserOnly { .. } => None,
+            Self::RoleExpired { .. } => Some(
+                "An administrator can extend the role with ALTER ROLE ... VALID UNTIL; \
+                 certificates from pgssl.enroll() never outlive it."
+                    .into(),
+            ),
             Self::Ca { role, error } => error.hint(*role),
             Self::CaExpired {
                 role: CaRole::Client,

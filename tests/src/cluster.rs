@@ -421,6 +421,37 @@ impl TlsCluster {
         cmd
     }
 
+    /// Restarts the server as `postgres` itself rather than through `pg_ctl` (which gives
+    /// it /dev/null), with a standard input that stays open and is never written: a backend
+    /// that reads its standard input then blocks instead of reading end-of-file. Keep the
+    /// returned child (its stdin) until the end of the test.
+    pub fn restart_with_open_stdin(&self) -> std::process::Child {
+        self.pg_ctl("stop");
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir.join("server.log"))
+            .unwrap();
+        let child = server_command(&pg_bindir().join("postgres"))
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-p", &self.port.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("postgres");
+        crate::wait_until(
+            "the server to accept connections",
+            std::time::Duration::from_secs(30),
+            || {
+                self.psql(&self.socket_conninfo("postgres"), "SELECT 1")
+                    .status
+                    .success()
+            },
+        );
+        child
+    }
+
     /// Runs `pg_ctl` with the given action (`reload`, `restart`, ...).
     pub fn pg_ctl(&self, action: &str) {
         run(&mut self.pg_ctl_command(self.port, action));

@@ -32,6 +32,11 @@ pub enum KeyType {
     Rsa1024,
     /// Ed25519.
     Ed25519,
+    /// ECDSA on P-384.
+    EcP384,
+    /// RSA-PSS, 2048 bits: a key whose SubjectPublicKeyInfo says id-RSASSA-PSS, so TLS
+    /// signs with `rsa_pss_pss_*` and certificates it signs carry an RSASSA-PSS signature.
+    RsaPss2048,
 }
 
 impl KeyType {
@@ -45,12 +50,27 @@ impl KeyType {
             KeyType::Rsa2048 => PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap(),
             KeyType::Rsa1024 => PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap(),
             KeyType::Ed25519 => PKey::generate_ed25519().unwrap(),
+            KeyType::EcP384 => {
+                let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap();
+                PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+            }
+            KeyType::RsaPss2048 => {
+                // The openssl crate has no RSA-PSS key generation; the openssl tool does.
+                let out = std::process::Command::new("openssl")
+                    .args(["genpkey", "-algorithm", "RSA-PSS"])
+                    .args(["-pkeyopt", "rsa_keygen_bits:2048"])
+                    .output()
+                    .expect("openssl genpkey");
+                assert!(out.status.success(), "openssl genpkey: {out:?}");
+                PKey::private_key_from_pem(&out.stdout).unwrap()
+            }
         }
     }
 
     fn digest(self) -> MessageDigest {
         match self {
             KeyType::Ed25519 => MessageDigest::null(),
+            KeyType::EcP384 => MessageDigest::sha384(),
             _ => MessageDigest::sha256(),
         }
     }

@@ -122,11 +122,20 @@ pub(crate) fn name_to_string(name: &X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e
+            let raw = e.data().as_slice();
+            let shown = e
                 .data()
                 .as_utf8()
                 .map(|s| s.to_string())
-                .unwrap_or_else(|_| String::from_utf8_lossy(e.data().as_slice()).into_owned());
+                .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+            // OpenSSL's transcoding hands back a C string, cut at an embedded NUL; a value
+            // whose bytes are that text up to the NUL is shown whole instead.
+            let value = match std::str::from_utf8(raw) {
+                Ok(text) if text.contains('\0') && text.split('\0').next() == Some(&shown) => {
+                    text.to_string()
+                }
+                _ => shown,
+            };
             format!("{key}={value}")
         })
         .collect::<Vec<_>>()
@@ -167,5 +176,14 @@ mod tests {
         );
         assert!(s.expires_in_days.is_some_and(|d| d >= 0), "{s:?}");
         assert!(CertificateSummary::from_der(b"not DER").is_err());
+    }
+
+    #[test]
+    fn an_embedded_nul_is_kept() {
+        let mut spec = CertSpec::server();
+        spec.subject = vec![("CN".into(), "good\0evil".into())];
+        let cert = Ca::new("nul CA").issue(&spec).cert;
+        let s = CertificateSummary::from_der(&cert.to_der().unwrap()).unwrap();
+        assert_eq!(s.subject, "CN=good\0evil");
     }
 }

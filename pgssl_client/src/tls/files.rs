@@ -77,12 +77,13 @@ pub(super) fn load_roots(config: &Config) -> Result<Option<(Arc<X509Store>, bool
     // CRL checking (for the whole chain) switched on.
     let mut crl_loaded = crl_file.is_some() || crl_dir.is_some();
     if let Some(f) = &crl_file {
-        let ok = builder
-            .add_lookup(X509Lookup::file())
-            .map_err(internal)?
-            .load_crl_file(f, SslFiletype::PEM)
-            .is_ok();
-        crl_loaded &= ok;
+        // libpq loads the file with X509_load_cert_crl_file, which succeeds when it holds
+        // any certificate or CRL: a file of certificates alone still switches CRL checking
+        // on (and, finding no CRL, every chain fails), and its certificates join the store.
+        let lookup = builder.add_lookup(X509Lookup::file()).map_err(internal)?;
+        let crls = lookup.load_crl_file(f, SslFiletype::PEM).is_ok();
+        let certs = lookup.load_cert_file(f, SslFiletype::PEM).is_ok();
+        crl_loaded &= crls || certs;
     }
     if crl_loaded {
         if let Some(d) = &crl_dir {

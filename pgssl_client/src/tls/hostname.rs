@@ -140,9 +140,24 @@ pub(crate) fn check_host_name(cert: &X509Ref, host: &str) -> Result<(), Error> {
                     matched = true;
                 }
             }
-            if matched {
-                return Ok(());
+        }
+        // dNSNames that are not UTF-8, which the loop above does not see: libpq counts
+        // them, so they too rule out the CN fallback (and never match a host name).
+        let der = cert.to_der().unwrap_or_default();
+        for raw in super::der::dns_names(&der) {
+            if std::str::from_utf8(raw).is_ok() {
+                continue;
             }
+            if !host_is_ip {
+                check_cn = false;
+            }
+            presented.push(String::from_utf8_lossy(raw).into_owned());
+            if name_matches(raw, host)? {
+                matched = true;
+            }
+        }
+        if matched {
+            return Ok(());
         }
     }
     if check_cn {
@@ -205,6 +220,65 @@ mod tests {
         spec.dns = dns.iter().map(|d| d.to_string()).collect();
         spec.ips = ips.iter().map(|i| i.parse().unwrap()).collect();
         ca.issue(&spec).cert
+    }
+
+    /// A self-signed certificate with this CN and one subjectAltName extension holding
+    /// these raw dNSName bytes (which need not be UTF-8).
+    fn cert_with_raw_dns(cn: &str, names: &[&[u8]]) -> X509 {
+        use openssl::asn1::{Asn1Object, Asn1OctetString, Asn1Time};
+        use openssl::x509::{X509Extension, X509NameBuilder};
+        let mut general_names = Vec::new();
+        for name in names {
+            general_names.push(0x82);
+            general_names.push(u8::try_from(name.len()).unwrap());
+            general_names.extend_from_slice(name);
+        }
+        let mut san = vec![0x30, u8::try_from(general_names.len()).unwrap()];
+        san.extend(general_names);
+        let key = pgssl_tests::KeyType::EcP256.generate();
+        let mut subject = X509NameBuilder::new().unwrap();
+        subject.append_entry_by_text("CN", cn).unwrap();
+        let subject = subject.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&subject).unwrap();
+        b.set_issuer_name(&subject).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        let ext = X509Extension::new_from_der(
+            &Asn1Object::from_str("2.5.29.17").unwrap(),
+            false,
+            &Asn1OctetString::new_from_bytes(&san).unwrap(),
+        )
+        .unwrap();
+        b.append_extension(ext).unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        b.build()
+    }
+
+    #[test]
+    fn a_dns_name_that_is_not_utf8_still_rules_out_the_cn() {
+        // libpq: any dNSName SAN means the CN is not consulted for a host name.
+        let c = cert_with_raw_dns("localhost", &[b"\xffbad.example"]);
+        match check_host_name(&c, "localhost") {
+            Err(Error::HostNameMismatch { presented, .. }) => {
+                assert_eq!(presented, ["\u{fffd}bad.example"]);
+            }
+            other => panic!("CN fallback used: {other:?}"),
+        }
+        // Its embedded NUL is refused as libpq refuses it.
+        let c = cert_with_raw_dns("localhost", &[b"\xff\0x"]);
+        assert!(matches!(
+            check_host_name(&c, "localhost"),
+            Err(Error::BadCertificateName { .. })
+        ));
+        // A UTF-8 dNSName in the same extension still matches.
+        let c = cert_with_raw_dns("x", &[b"\xffbad", b"localhost"]);
+        assert!(check_host_name(&c, "localhost").is_ok());
     }
 
     fn ok(c: &X509, host: &str) -> bool {

@@ -183,24 +183,69 @@ where
                 };
                 log.lock().expect("attempt log").info = Some(info);
             }
-            Ok(TlsStream(tls))
+            let peer = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let end_point = peer.and_then(|c| tls_server_end_point(c));
+            let signature_algorithm = match (&end_point, peer) {
+                (None, Some(c)) => signature_algorithm_name(c),
+                _ => String::new(),
+            };
+            Ok(TlsStream {
+                inner: tls,
+                end_point,
+                signature_algorithm,
+            })
         })
     }
 }
 
 /// A TLS connection to the server, with `tls-server-end-point` channel binding.
-pub struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
+pub struct TlsStream<S> {
+    inner: tokio_rustls::client::TlsStream<S>,
+    /// The server certificate's `tls-server-end-point` hash; `None` when its signature
+    /// algorithm has no hash.
+    end_point: Option<Vec<u8>>,
+    /// That signature algorithm's name, for the error when binding is impossible.
+    signature_algorithm: String,
+}
+
+/// The SCRAM mechanism with channel binding, as it opens a SASLInitialResponse.
+const SCRAM_PLUS: &[u8] = b"SCRAM-SHA-256-PLUS\0";
+
+fn signature_algorithm_name(cert_der: &[u8]) -> String {
+    X509::from_der(cert_der)
+        .ok()
+        .and_then(|c| c.signature_algorithm().object().nid().short_name().ok())
+        .unwrap_or("unknown")
+        .to_string()
+}
 
 /// `tls-server-end-point` (RFC 5929) as libpq computes it: the server certificate hashed with
 /// its signature's hash, SHA-256 for MD5 and SHA-1; none when there is no such hash (Ed25519).
+/// For RSASSA-PSS signatures the hash is the one in the signature's parameters, as libpq
+/// reads it with `X509_get_signature_info`.
 pub(crate) fn tls_server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
     let cert = X509::from_der(cert_der).ok()?;
-    let digest_nid = cert
-        .signature_algorithm()
-        .object()
-        .nid()
-        .signature_algorithms()?
-        .digest;
+    let digest_nid = match super::der::pss_signature_hash(cert_der) {
+        Some(None) => Nid::SHA1,
+        Some(Some(oid)) => match oid {
+            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, n] => match n {
+                1 => Nid::SHA256,
+                2 => Nid::SHA384,
+                3 => Nid::SHA512,
+                4 => Nid::SHA224,
+                _ => return None,
+            },
+            [0x2b, 0x0e, 0x03, 0x02, 0x1a] => Nid::SHA1,
+            _ => return None,
+        },
+        None => {
+            cert.signature_algorithm()
+                .object()
+                .nid()
+                .signature_algorithms()?
+                .digest
+        }
+    };
     let md = match digest_nid {
         Nid::MD5 | Nid::SHA1 => MessageDigest::sha256(),
         nid => MessageDigest::from_nid(nid)?,
@@ -213,16 +258,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn channel_binding(&self) -> ChannelBinding {
-        let peer = self
-            .0
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first());
-        match peer.and_then(|c| tls_server_end_point(c)) {
-            Some(hash) => ChannelBinding::tls_server_end_point(hash),
-            None => ChannelBinding::none(),
-        }
+        // Over TLS libpq never sends gs2 flag `n` unless channel_binding=disable (which
+        // tokio-postgres applies itself): it sends `y` when the server offers no
+        // SCRAM-SHA-256-PLUS, and refuses when it cannot hash the certificate. With no hash,
+        // an empty one makes tokio-postgres do the same: `y` without PLUS, and with PLUS a
+        // SASLInitialResponse that `poll_write` refuses before it leaves (the server would
+        // also refuse the empty binding data).
+        ChannelBinding::tls_server_end_point(self.end_point.clone().unwrap_or_default())
     }
 }
 
@@ -232,7 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
@@ -242,14 +284,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.end_point.is_none() && buf.windows(SCRAM_PLUS.len()).any(|w| w == SCRAM_PLUS) {
+            return Poll::Ready(Err(io::Error::other(Error::ChannelBindingUnavailable {
+                signature_algorithm: this.signature_algorithm.clone(),
+            })));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

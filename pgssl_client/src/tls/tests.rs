@@ -100,6 +100,17 @@ fn chains_are_checked_as_openssl_checks_them_for_libpq() {
     // An unreadable CRL is ignored, as libpq ignores it.
     let missing_crl = roots(d, &format!("sslcrl={}/none.crl", d.display()));
     assert_eq!(chain_error(&missing_crl, &revoked), None);
+    // A CRL file that holds certificates but no CRL: libpq's X509_load_cert_crl_file loads
+    // it, turns CRL checking on, and then finds no CRL for any chain: it fails closed.
+    fs::write(d.join("certs-only.crl"), ca.cert.to_pem().unwrap()).unwrap();
+    let certs_only = roots(d, &format!("sslcrl={}/certs-only.crl", d.display()));
+    let err = chain_error(&certs_only, &ca.issue(&CertSpec::server()).cert);
+    assert!(
+        err.as_deref()
+            .unwrap_or("")
+            .contains("unable to get certificate CRL"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -287,6 +298,14 @@ fn channel_binding_hash_follows_the_signature() {
         tls_server_end_point(&ed.to_der().unwrap()),
         None,
         "Ed25519 has no hash: libpq cannot bind either"
+    );
+    let pss = Ca::with_key_type("pss", pgssl_tests::KeyType::RsaPss2048)
+        .issue(&CertSpec::server())
+        .cert;
+    assert_eq!(
+        tls_server_end_point(&pss.to_der().unwrap()).unwrap(),
+        pss.digest(MessageDigest::sha256()).unwrap().to_vec(),
+        "RSASSA-PSS binds with the hash in its parameters, as libpq does"
     );
 }
 

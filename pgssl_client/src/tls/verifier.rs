@@ -24,7 +24,7 @@ use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureSchem
 
 use super::cache::ChainCache;
 use super::certificate::{name_to_string, unix_seconds};
-use super::der::verify_signature;
+use super::der::{verify_signature, RSA_PSS_PSS};
 use super::hostname::{check_host_name, host_of};
 use crate::error::Error;
 
@@ -195,7 +195,13 @@ impl ServerCertVerifier for LibpqVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        let mut schemes = self.algorithms.supported_schemes();
+        schemes.extend(
+            RSA_PSS_PSS
+                .iter()
+                .map(|(code, _)| SignatureScheme::from(*code)),
+        );
+        schemes
     }
 }
 

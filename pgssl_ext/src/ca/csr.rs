@@ -56,6 +56,9 @@ pub enum CsrError {
     },
     /// A request block whose content is not a PKCS#10 request.
     Unparsable,
+    /// The PEM block carries headers (`Proc-Type: 4,ENCRYPTED`, `DEK-Info`): an encrypted
+    /// block, which OpenSSL's PEM reader would ask a passphrase for on the server's terminal.
+    PemHeaders,
     /// The request's signature does not verify with its own public key.
     BadSignature,
     /// A key type or curve outside the accepted set.
@@ -114,6 +117,11 @@ impl fmt::Display for CsrError {
                 f,
                 "certificate signing request is not a valid PKCS#10 request"
             ),
+            Self::PemHeaders => write!(
+                f,
+                "certificate signing request PEM block has headers (Proc-Type, DEK-Info): \
+                 encrypted PEM is not accepted"
+            ),
             Self::BadSignature => write!(
                 f,
                 "certificate signing request signature does not verify with its public key"
@@ -149,7 +157,11 @@ impl CsrError {
     /// What to do instead, for the SQL error's HINT.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            Self::Empty | Self::NoRequest | Self::Unparsable | Self::SeveralRequests { .. } => Some(
+            Self::Empty
+            | Self::NoRequest
+            | Self::Unparsable
+            | Self::PemHeaders
+            | Self::SeveralRequests { .. } => Some(
                 "Pass one PEM block starting with -----BEGIN CERTIFICATE REQUEST-----, \
                  as \"openssl req -new\" writes it.",
             ),
@@ -250,8 +262,15 @@ pub fn check_csr(input: &str) -> Result<CheckedCsr, CsrError> {
     if input.trim().is_empty() {
         return Err(CsrError::Empty);
     }
-    let block = find_request_block(input)?;
-    let request = X509Req::from_pem(block.as_bytes()).map_err(|_| CsrError::Unparsable)?;
+    let body = find_request_block(input)?;
+    // The block is decoded here rather than by OpenSSL's PEM reader, which on an encrypted
+    // block calls its default passphrase callback: a read from the backend's terminal.
+    if body.contains(':') {
+        return Err(CsrError::PemHeaders);
+    }
+    let base64: String = body.split_ascii_whitespace().collect();
+    let der = openssl::base64::decode_block(&base64).map_err(|_| CsrError::Unparsable)?;
+    let request = X509Req::from_der(&der).map_err(|_| CsrError::Unparsable)?;
     let public_key = request.public_key().map_err(|_| CsrError::Unparsable)?;
     let key_kind = KeyKind::of(&public_key)?;
     if !request.verify(&public_key).unwrap_or(false) {
@@ -265,8 +284,8 @@ pub fn check_csr(input: &str) -> Result<CheckedCsr, CsrError> {
     })
 }
 
-/// The one request block, re-labelled `CERTIFICATE REQUEST` (OpenSSL's PEM
-/// reader wants that label; `NEW CERTIFICATE REQUEST` is the older spelling).
+/// The body (between the BEGIN and END lines) of the one request block, labelled
+/// `CERTIFICATE REQUEST` or the older `NEW CERTIFICATE REQUEST`.
 fn find_request_block(input: &str) -> Result<String, CsrError> {
     let mut blocks = Vec::new();
     let mut rest = input;
@@ -287,9 +306,7 @@ fn find_request_block(input: &str) -> Result<String, CsrError> {
             return Err(CsrError::Unparsable);
         };
         let body = &rest[body_start..body_start + body_len];
-        blocks.push(format!(
-            "-----BEGIN CERTIFICATE REQUEST-----{body}-----END CERTIFICATE REQUEST-----\n"
-        ));
+        blocks.push(body.to_string());
         rest = &rest[body_start + body_len + end.len()..];
     }
     match blocks.len() {
@@ -383,6 +400,17 @@ mod tests {
         assert_eq!(check_csr(&wrapped).unwrap().common_name, "bob");
         let old = block.replace("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST");
         assert_eq!(check_csr(&old).unwrap().common_name, "bob");
+    }
+
+    #[test]
+    fn refuses_encrypted_pem_without_asking_for_a_passphrase() {
+        let block = csr_pem(&ec_key(Nid::X9_62_PRIME256V1), "eve");
+        let encrypted = block.replace(
+            "-----BEGIN CERTIFICATE REQUEST-----\n",
+            "-----BEGIN CERTIFICATE REQUEST-----\nProc-Type: 4,ENCRYPTED\n\
+             DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n",
+        );
+        assert_eq!(check_csr(&encrypted).unwrap_err(), CsrError::PemHeaders);
     }
 
     #[test]

@@ -79,8 +79,9 @@ fn make_client_ca(
     pem_text(cert.to_pem())
 }
 
-/// The CA certificate, PEM. Public information: anyone may fetch it to
-/// configure `sslrootcert`/`ssl_ca_file`.
+/// The client CA certificate, PEM. Public information: anyone may fetch it to configure
+/// the server's `ssl_ca_file`. It verifies client certificates only: clients verify the
+/// server with `pgssl.server_ca_cert()` as `sslrootcert`.
 #[pg_extern(stable, parallel_restricted)]
 fn ca_cert() -> Result<String, ErrorReport> {
     let cert = authority::load_certificate(&gucs::ca_cert_file())
@@ -123,6 +124,7 @@ fn sign_client_csr(
         "pgssl.sign_csr()"
     })?;
     let checked = csr::check_csr(csr)?;
+    let mut role_valid_until = None;
     if only_for_session_user {
         let user = session_user();
         if checked.common_name != user {
@@ -131,11 +133,40 @@ fn sign_client_csr(
                 expected: user,
             });
         }
+        role_valid_until = valid_until(&user)?;
     }
     let days = valid_days.unwrap_or_else(gucs::default_validity_days);
     let ca = load_ca()?;
-    let validity = issuance::validity_under(&ca, days, CaRole::Client)?;
+    let mut validity = issuance::validity_under(&ca, days, CaRole::Client)?;
+    // A certificate must not outlive the role's VALID UNTIL: it would let the role log in
+    // with `cert` after its password login has ended.
+    if let Some((until, text)) = role_valid_until {
+        if until <= now() {
+            return Err(PgsslError::RoleExpired {
+                role: checked.common_name,
+                valid_until: text,
+            });
+        }
+        validity.not_after = validity.not_after.min(until);
+    }
     Ok(issuance::issue(&ca, Subject::Client(&checked), validity)?.pem)
+}
+
+/// The role's `VALID UNTIL` (`rolvaliduntil`) as Unix seconds and as PostgreSQL shows it;
+/// `None` when it has none or it is `infinity`.
+fn valid_until(role: &str) -> Result<Option<(i64, String)>, PgsslError> {
+    let row = Spi::get_one_with_args::<String>(
+        "SELECT (SELECT greatest(extract(epoch FROM rolvaliduntil), 0)::int8::text
+                        || '|' || rolvaliduntil::text
+                   FROM pg_catalog.pg_roles
+                  WHERE rolname = $1 AND rolvaliduntil <> 'infinity')",
+        &[role.into()],
+    )
+    .map_err(internal("reading the role's VALID UNTIL"))?;
+    Ok(row.and_then(|row| {
+        let (secs, text) = row.split_once('|')?;
+        Some((secs.parse().ok()?, text.to_string()))
+    }))
 }
 
 /// Marks a certificate revoked. `false` when it already was.
