@@ -11,6 +11,7 @@ PGRX_VERSION=0.18.1
 PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
   libclang-dev clang pkg-config libssl-dev libkrb5-dev openssl sudo
+  faketime  # libfaketime: tests move a server's clock
 )
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
