@@ -41,6 +41,10 @@ say "Building and installing the pgssl extension into PostgreSQL $PG_MAJOR"
 install_flags=(--pg-config "$PG_CONFIG")
 [ "${#SUDO[@]}" -eq 0 ] || install_flags+=(--sudo)
 (cd pgssl_ext && cargo pgrx install "${install_flags[@]}")
+# cargo pgrx install copies the upgrade scripts of pgssl_ext/sql/ but not the
+# earlier releases' full install scripts kept there, which CREATE EXTENSION
+# pgssl VERSION '<old>' (and the upgrade test) needs.
+"${SUDO[@]}" install -m 0644 pgssl_ext/sql/pgssl--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 
 say "Building the pgssl command and putting it on PATH"
 # A link to the workspace's dev build, which the tests share, so no second build.

@@ -523,20 +523,19 @@ fn check_key_mode(path: &Path) -> Result<(), CaError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::ca::files::{create_ca, write_atomically};
-    use crate::ca::revocation::{build_crl, RevocationReason, RevokedEntry};
+    use crate::ca::files::create_ca;
     use crate::cert;
 
-    fn now() -> i64 {
+    pub(crate) fn now() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64
     }
 
-    fn new_ca(kind: CaKeyType) -> Authority {
+    pub(crate) fn new_ca(kind: CaKeyType) -> Authority {
         let key = kind.generate().unwrap();
         let cert = self_signed_ca("pgssl client CA", 3650, &key, now()).unwrap();
         Authority { cert, key }
@@ -680,72 +679,6 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn crl_lists_entries_with_reasons_and_verifies() {
-        for kind in [CaKeyType::EcP384, CaKeyType::Ed25519, CaKeyType::Rsa2048] {
-            let ca = new_ca(kind);
-            let entries = [
-                RevokedEntry {
-                    serial_hex: "4a3f".into(),
-                    revoked_at: now() - 60,
-                    reason: RevocationReason::KeyCompromise,
-                },
-                RevokedEntry {
-                    serial_hex: "0b".into(),
-                    revoked_at: now() - 30,
-                    reason: RevocationReason::Unspecified,
-                },
-            ];
-            let crl = build_crl(&ca, &entries, 7, now(), 7).unwrap();
-            assert!(crl.verify(&ca.key).unwrap());
-            let pem = String::from_utf8(crl.to_pem().unwrap()).unwrap();
-            assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
-            let revoked = crl.get_revoked().unwrap();
-            assert_eq!(revoked.len(), 2);
-            let by_serial = |hex: &str| {
-                revoked
-                    .iter()
-                    .find(|r| cert::bignum_hex(&r.serial_number().to_bn().unwrap()) == hex)
-                    .unwrap()
-            };
-            let (_, code) = by_serial("4a3f")
-                .extension::<openssl::x509::ReasonCode>()
-                .unwrap()
-                .unwrap();
-            assert_eq!(code.get_i64().unwrap(), 1);
-            assert!(by_serial("0b")
-                .extension::<openssl::x509::ReasonCode>()
-                .unwrap()
-                .is_none());
-            let (_, number) = crl
-                .extension::<openssl::x509::CrlNumber>()
-                .unwrap()
-                .unwrap();
-            assert_eq!(
-                number.to_bn().unwrap().to_dec_str().unwrap().to_string(),
-                "7"
-            );
-        }
-    }
-
-    #[test]
-    fn empty_crl() {
-        let ca = new_ca(CaKeyType::EcP256);
-        let crl = build_crl(&ca, &[], 1, now(), 1).unwrap();
-        assert!(crl.verify(&ca.key).unwrap());
-        assert!(crl.get_revoked().is_none());
-    }
-
-    #[test]
-    fn atomic_write_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.crl");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     use std::os::unix::fs::PermissionsExt;

@@ -209,6 +209,9 @@ fn reason_code_extension(reason: RevocationReason) -> Result<X509Extension, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ca::authority::tests::{new_ca, now};
+    use crate::ca::authority::CaKeyType;
+    use crate::cert;
 
     #[test]
     fn serial_normalisation() {
@@ -240,5 +243,61 @@ mod tests {
         for r in RevocationReason::ALL {
             assert_eq!(RevocationReason::from_name(r.name()), Some(r));
         }
+    }
+
+    #[test]
+    fn crl_lists_entries_with_reasons_and_verifies() {
+        for kind in [CaKeyType::EcP384, CaKeyType::Ed25519, CaKeyType::Rsa2048] {
+            let ca = new_ca(kind);
+            let entries = [
+                RevokedEntry {
+                    serial_hex: "4a3f".into(),
+                    revoked_at: now() - 60,
+                    reason: RevocationReason::KeyCompromise,
+                },
+                RevokedEntry {
+                    serial_hex: "0b".into(),
+                    revoked_at: now() - 30,
+                    reason: RevocationReason::Unspecified,
+                },
+            ];
+            let crl = build_crl(&ca, &entries, 7, now(), 7).unwrap();
+            assert!(crl.verify(&ca.key).unwrap());
+            let pem = String::from_utf8(crl.to_pem().unwrap()).unwrap();
+            assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
+            let revoked = crl.get_revoked().unwrap();
+            assert_eq!(revoked.len(), 2);
+            let by_serial = |hex: &str| {
+                revoked
+                    .iter()
+                    .find(|r| cert::bignum_hex(&r.serial_number().to_bn().unwrap()) == hex)
+                    .unwrap()
+            };
+            let (_, code) = by_serial("4a3f")
+                .extension::<openssl::x509::ReasonCode>()
+                .unwrap()
+                .unwrap();
+            assert_eq!(code.get_i64().unwrap(), 1);
+            assert!(by_serial("0b")
+                .extension::<openssl::x509::ReasonCode>()
+                .unwrap()
+                .is_none());
+            let (_, number) = crl
+                .extension::<openssl::x509::CrlNumber>()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                number.to_bn().unwrap().to_dec_str().unwrap().to_string(),
+                "7"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_crl() {
+        let ca = new_ca(CaKeyType::EcP256);
+        let crl = build_crl(&ca, &[], 1, now(), 1).unwrap();
+        assert!(crl.verify(&ca.key).unwrap());
+        assert!(crl.get_revoked().is_none());
     }
 }
