@@ -135,6 +135,10 @@ mkdir -p "$lib_dir" "$ext_dir"
 # package puts the files where Debian's postgresql-NN has its own.
 install -m 0644 "$pgrx_out$("$pg_config" --pkglibdir)/pgssl.so" "$lib_dir/"
 install -m 0644 "$pgrx_out$("$pg_config" --sharedir)"/extension/pgssl* "$ext_dir/"
+# cargo pgrx copies the upgrade scripts but not the earlier releases' frozen
+# install scripts kept next to them, which CREATE EXTENSION pgssl VERSION
+# '<old>' needs.
+install -m 0644 pgssl_ext/sql/pgssl--*.sql "$ext_dir/"
 strip_elf "$lib_dir/pgssl.so"
 ls "$ext_dir" >&2
 build_deb "$ext_root" "$ext_package" "$ext_version-1" <<EOF
