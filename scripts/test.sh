@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: set-up, the lints (rustfmt, clippy -D warnings), then unit
 # and end-to-end tests of the whole workspace, the extension's in-database
-# (#[pg_test]) tests, and a smoke run of the benchmark; ends with the total
-# over every test binary.
+# (#[pg_test]) tests, a smoke run of the benchmark, and the Debian packages
+# (scripts/test-packages.sh); ends with the total over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -33,6 +33,12 @@ fi
 
 say "Benchmark smoke run (fails only when a comparison cannot run, never on a timing)"
 run cargo run -p pgssl_bench -- --quick
+
+say "Debian packages: lintian, dpkg -i, CREATE EXTENSION, pgssl check, dpkg -r"
+# From the dev profile, whose builds the steps above made: the release builds
+# take minutes (scripts/package.sh alone, as a release would use it, does them).
+# It ends by installing the extension from this checkout again.
+PGSSL_PACKAGE_PROFILE=${PGSSL_PACKAGE_PROFILE:-dev} scripts/test-packages.sh
 
 grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" |
   awk '{ passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }'

@@ -1,7 +1,7 @@
 //! The `pgssl` command: `check` shows how a connection is secured, from both ends;
 //! `enroll` obtains a client certificate from the database's CA; `setup` turns TLS on for a
 //! cluster with certificates from its own CAs, and rotates the server certificate; `report`
-//! audits a server's TLS set-up.
+//! audits a server's TLS set-up; `completions` prints a shell's completion script.
 
 mod check;
 mod enroll;
@@ -15,15 +15,23 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 use pgssl_client::{home_dir, is_connection_string, Config};
 
 use enroll::KeyType;
 
+/// `pgssl --version`: the release, and whose connection-string and sslmode rules it follows
+/// (pgssl_client's: libpq 15's, plus the two later options tokio-postgres implements).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (sslmode semantics of libpq 15; load_balance_hosts of libpq 16, sslnegotiation of libpq 17)"
+);
+
 #[derive(Parser)]
 #[command(
     name = "pgssl",
-    version,
+    version = VERSION,
     about = "Check and set up TLS connections to PostgreSQL the way libpq does"
 )]
 struct Cli {
@@ -100,10 +108,31 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the completion script for a shell (e.g. `pgssl completions bash >
+    /// /etc/bash_completion.d/pgssl`).
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Print the manual page (roff), as packages install it.
+    #[command(hide = true)]
+    Manpage,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = match Cli::parse().command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pgssl", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Manpage => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("cannot write the manual page: {e}")),
+            };
+        }
+        command => command,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,16 +140,33 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Check { conninfo, json } => check::check(conninfo.as_deref(), json).await,
-            Command::Enroll {
-                conninfo,
-                key_type,
-                out,
-                force,
-            } => enroll::enroll(conninfo.as_deref(), key_type, out, force).await,
-            Command::Setup {
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// The commands that talk to a server.
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Check { conninfo, json } => check::check(conninfo.as_deref(), json).await,
+        Command::Enroll {
+            conninfo,
+            key_type,
+            out,
+            force,
+        } => enroll::enroll(conninfo.as_deref(), key_type, out, force).await,
+        Command::Setup {
+            conninfo,
+            hostnames,
+            root_cert,
+            days,
+            rotate,
+            edit_hba,
+            force,
+            wait,
+        } => {
+            setup::setup(setup::SetupArgs {
                 conninfo,
                 hostnames,
                 root_cert,
@@ -128,37 +174,23 @@ fn main() -> ExitCode {
                 rotate,
                 edit_hba,
                 force,
-                wait,
-            } => {
-                setup::setup(setup::SetupArgs {
-                    conninfo,
-                    hostnames,
-                    root_cert,
-                    days,
-                    rotate,
-                    edit_hba,
-                    force,
-                    wait: std::time::Duration::from_secs(wait),
-                })
-                .await
-            }
-            Command::Report {
-                conninfo,
-                json,
-                prometheus,
-            } => {
-                let format = match (json, prometheus) {
-                    (_, true) => report::Format::Prometheus,
-                    (true, false) => report::Format::Json,
-                    (false, false) => report::Format::Text,
-                };
-                report::report(conninfo.as_deref(), format).await
-            }
+                wait: std::time::Duration::from_secs(wait),
+            })
+            .await
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Command::Report {
+            conninfo,
+            json,
+            prometheus,
+        } => {
+            let format = match (json, prometheus) {
+                (_, true) => report::Format::Prometheus,
+                (true, false) => report::Format::Json,
+                (false, false) => report::Format::Text,
+            };
+            report::report(conninfo.as_deref(), format).await
+        }
+        Command::Completions { .. } | Command::Manpage => Ok(()),
     }
 }
 

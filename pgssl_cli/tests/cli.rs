@@ -319,3 +319,46 @@ fn enroll_then_check() {
         .file_type()
         .is_file());
 }
+
+#[test]
+fn version_names_the_libpq_behaviour_it_follows() {
+    let home = tempfile::tempdir().unwrap();
+    let out = pgssl(home.path(), home.path(), &["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!(
+            "pgssl {} (sslmode semantics of libpq 15; load_balance_hosts of libpq 16, sslnegotiation of libpq 17)",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+#[test]
+fn completions_for_each_shell_and_the_manual_page() {
+    let home = tempfile::tempdir().unwrap();
+    // Each script completes the subcommands, in the shell's own syntax.
+    for (shell, marker) in [
+        ("bash", "complete -F _pgssl"),
+        ("zsh", "#compdef pgssl"),
+        ("fish", "complete -c pgssl"),
+    ] {
+        let out = pgssl(home.path(), home.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}:\n{script}");
+        for sub in ["check", "enroll", "setup", "report"] {
+            assert!(script.contains(sub), "{shell} completes {sub}");
+        }
+    }
+    let out = pgssl(home.path(), home.path(), &["completions", "tcsh"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("invalid value 'tcsh'"));
+
+    let out = pgssl(home.path(), home.path(), &["manpage"]);
+    assert!(out.status.success());
+    let page = text(&out.stdout);
+    assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
+    assert!(page.contains(".TH pgssl 1"), "{page}");
+    assert!(page.contains("sslmode semantics of libpq 15"), "{page}");
+}

@@ -12,9 +12,23 @@ use crate::tls::{AttemptLog, MakeTls, TlsInfo, TlsSetup, TlsStream};
 
 /// The connection type [`connect`] returns; poll it (usually `tokio::spawn`) to drive the
 /// client.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), pgssl_client::Error> {
+/// let (client, connection): (tokio_postgres::Client, pgssl_client::PgConnection) =
+///     pgssl_client::connect("host=db.example.com sslmode=verify-full").await?;
+/// tokio::spawn(async move {
+///     if let Err(e) = connection.await {
+///         eprintln!("connection error: {e}");
+///     }
+/// });
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
 pub type PgConnection = Connection<Socket, TlsStream<Socket>>;
 
-/// How a successful connection was made.
+/// How a successful connection was made; see [`Connector::connect_with_info`].
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The endpoint that accepted.
@@ -27,12 +41,56 @@ pub struct ConnectionInfo {
 
 /// Connects with libpq's policy: `Config` parsed from `conninfo` with the process
 /// environment, the TLS configuration built once, every host tried in order.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let (client, connection) = pgssl_client::connect(
+///     "host=db.example.com user=alice sslmode=verify-full \
+///      sslrootcert=root.crt sslcert=alice.crt sslkey=alice.key",
+/// )
+/// .await?;
+/// tokio::spawn(connection);
+/// let user: String = client.query_one("SELECT current_user::text", &[]).await?.get(0);
+/// # let _ = user;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A connection string that libpq would refuse fails before any network traffic:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let err = pgssl_client::connect("host=db sslmode=verify-full sslrootcert=/nonexistent/root.crt")
+///     .await
+///     .err()
+///     .expect("no root certificate file");
+/// assert!(err.to_string().contains("/nonexistent/root.crt"), "{err}");
+/// # }
+/// ```
 pub async fn connect(conninfo: &str) -> Result<(Client, PgConnection), Error> {
     let config = Config::from_conninfo(conninfo)?;
     Connector::new(config).connect().await
 }
 
 /// A [`Config`] with its TLS files read once; connect as often as needed.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), pgssl_client::Error> {
+/// use pgssl_client::{Config, Connector};
+///
+/// let connector = Connector::new(Config::from_conninfo(
+///     "host=db1.example.com,db2.example.com sslmode=verify-full sslrootcert=root.crt",
+/// )?);
+/// let (client, connection, info) = connector.connect_with_info().await?;
+/// tokio::spawn(connection);
+/// if let Some(tls) = &info.tls {
+///     println!("{:?}: {} {}", info.endpoint, tls.version, tls.cipher);
+/// }
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Connector {
     config: Config,
     tls: Result<Arc<TlsSetup>, Error>,
@@ -58,7 +116,19 @@ impl Connector {
         &self.config
     }
 
-    /// A [`MakeTls`] sharing this connector's TLS configuration.
+    /// A [`MakeTls`] sharing this connector's TLS configuration (for
+    /// `tokio_postgres::Config::connect` or a pool); an error when the files could not be
+    /// read or sslmode is `disable`.
+    ///
+    /// ```
+    /// use pgssl_client::{Config, Connector};
+    ///
+    /// let plain = Connector::new(Config::from_conninfo_with_env("sslmode=disable", &|_| None, None)?);
+    /// assert!(plain.make_tls().is_err());
+    /// let tls = Connector::new(Config::from_conninfo_with_env("sslmode=require", &|_| None, None)?);
+    /// assert!(tls.make_tls().is_ok());
+    /// # Ok::<(), pgssl_client::Error>(())
+    /// ```
     pub fn make_tls(&self) -> Result<MakeTls, Error> {
         let setup = self.tls.clone()?;
         Ok(MakeTls::with_log(

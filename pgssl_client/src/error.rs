@@ -6,6 +6,17 @@ use std::sync::Arc;
 
 /// Why a connection string was refused or a connection failed. Each variant names the check
 /// that failed and, where there is one, what was expected and what was presented.
+///
+/// ```
+/// use pgssl_client::{Config, Error};
+///
+/// match Config::from_conninfo_with_env("host=db sslmode=verify-all", &|_| None, None) {
+///     Err(Error::InvalidValue { key, value, .. }) => {
+///         assert_eq!((key.as_str(), value.as_str()), ("sslmode", "verify-all"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
@@ -232,6 +243,18 @@ impl std::error::Error for Error {
 
 impl Error {
     /// The server's SQLSTATE and message, when the server itself sent the error.
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// if let Err(e) = pgssl_client::connect("host=db user=mallory sslmode=verify-full").await {
+    ///     match e.as_db_error() {
+    ///         // 28000 invalid_authorization_specification: no pg_hba.conf line let us in.
+    ///         Some(db) if db.code().code() == "28000" => eprintln!("refused: {}", db.message()),
+    ///         _ => eprintln!("{e}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn as_db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         match self {
             Error::Postgres { source, .. } => source.as_db_error(),

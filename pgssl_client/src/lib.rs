@@ -31,6 +31,9 @@
 //!   and [`TlsStream`]s, with `tls-server-end-point` channel binding.
 //! - [`Error`]: which check failed, in libpq's words, with what was expected and presented.
 //!
+//! The crate has no feature flags. The `examples/` folder connects with `verify-full` and a
+//! client certificate through tokio-postgres, deadpool-postgres, bb8 and diesel-async.
+//!
 //! When pgssl_client refuses a server certificate, the server receives the TLS alert libpq
 //! would send (`unknown_ca`, `certificate_expired`, `certificate_revoked`, ...), and the
 //! caller gets libpq's reason.
@@ -49,3 +52,8 @@ pub use config::{
 pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
 pub use error::Error;
 pub use tls::{CertificateSummary, MakeTls, TlsConnector, TlsInfo, TlsStream, Verification};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

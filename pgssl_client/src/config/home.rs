@@ -5,6 +5,12 @@ use std::path::PathBuf;
 /// The home directory as libpq finds it: `$HOME` when set and not empty, else the home
 /// directory the system's user database (NSS: `/etc/passwd`, LDAP, ...) gives the user
 /// running the process.
+///
+/// ```
+/// // Where libpq looks for ~/.postgresql/root.crt.
+/// let root = pgssl_client::home_dir().map(|h| h.join(".postgresql/root.crt"));
+/// # let _ = root;
+/// ```
 pub fn home_dir() -> Option<PathBuf> {
     // The `home` crate is the Cargo team's definition of the home directory: on Unix,
     // `$HOME`, else `getpwuid_r`. An empty `$HOME` names no directory.

@@ -26,9 +26,31 @@ pub use self::home::home_dir;
 pub use self::parse::is_connection_string;
 
 /// Where the server's Unix socket is when no host is given (Debian's libpq default).
+///
+/// ```
+/// use pgssl_client::{Config, Endpoint, DEFAULT_SOCKET_DIR};
+///
+/// let config = Config::from_conninfo_with_env("dbname=app", &|_| None, None)?;
+/// let Endpoint::Unix { dir, port } = &config.endpoints()[0] else { panic!("a socket") };
+/// assert_eq!(dir.to_str(), Some(DEFAULT_SOCKET_DIR));
+/// assert_eq!(*port, 5432);
+/// # Ok::<(), pgssl_client::Error>(())
+/// ```
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// libpq's `sslmode`: how hard the client insists on TLS and what it verifies.
+///
+/// Without `sslmode` (and `PGSSLMODE`), libpq's default is `prefer`.
+///
+/// ```
+/// use pgssl_client::{Config, SslMode};
+///
+/// let parse = |s: &str| Config::from_conninfo_with_env(s, &|_| None, None);
+/// assert_eq!(parse("host=db")?.ssl_mode(), SslMode::Prefer);
+/// assert_eq!(parse("host=db sslmode=verify-full")?.ssl_mode(), SslMode::VerifyFull);
+/// assert_eq!(SslMode::VerifyFull.as_str(), "verify-full");
+/// # Ok::<(), pgssl_client::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     /// Plaintext only.
@@ -72,6 +94,13 @@ impl SslMode {
 }
 
 /// A TLS protocol version as libpq names it in `ssl_min_protocol_version`.
+///
+/// ```
+/// use pgssl_client::TlsVersion;
+///
+/// assert!(TlsVersion::Tls12 < TlsVersion::Tls13);
+/// assert_eq!(TlsVersion::Tls13.as_str(), "TLSv1.3");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsVersion {
     /// TLS 1.0 (not offered by rustls).
@@ -107,6 +136,28 @@ impl TlsVersion {
 }
 
 /// Where one connection attempt goes.
+///
+/// ```
+/// use pgssl_client::{Config, Endpoint};
+///
+/// let config = Config::from_conninfo_with_env(
+///     "host=db1,db2 port=5432,5433 hostaddr=,10.0.0.2",
+///     &|_| None,
+///     None,
+/// )?;
+/// assert_eq!(
+///     config.endpoints(),
+///     [
+///         Endpoint::Tcp { host: Some("db1".into()), hostaddr: None, port: 5432 },
+///         Endpoint::Tcp {
+///             host: Some("db2".into()),
+///             hostaddr: Some("10.0.0.2".parse().unwrap()),
+///             port: 5433,
+///         },
+///     ]
+/// );
+/// # Ok::<(), pgssl_client::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// TCP to a host name or address literal; `hostaddr`, when given, is where to connect and
@@ -129,6 +180,15 @@ pub enum Endpoint {
 }
 
 /// libpq's `channel_binding`: whether SCRAM authentication binds to the TLS channel.
+///
+/// ```
+/// use pgssl_client::{ChannelBinding, Config};
+///
+/// let config = Config::from_conninfo_with_env("channel_binding=require", &|_| None, None)?;
+/// assert_eq!(config.channel_binding(), ChannelBinding::Require);
+/// assert_eq!(ChannelBinding::Prefer.as_str(), "prefer");
+/// # Ok::<(), pgssl_client::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelBinding {
     /// Never bind.
@@ -153,7 +213,22 @@ impl ChannelBinding {
 /// A parsed libpq connection string with libpq's environment fallbacks and defaults applied.
 ///
 /// Each libpq option that pgssl implements is a typed field; options given as empty strings
-/// count as not given, as in libpq.
+/// count as not given, as in libpq. It also parses with `str::parse`, like
+/// [`Config::from_conninfo`].
+///
+/// ```
+/// use pgssl_client::{ChannelBinding, Config, SslMode};
+///
+/// let config: Config = "postgresql://alice@db.example.com/app?sslmode=verify-full\
+///     &sslrootcert=root.crt&channel_binding=require"
+///     .parse()?;
+/// assert_eq!(config.user(), "alice");
+/// assert_eq!(config.dbname(), "app");
+/// assert_eq!(config.ssl_mode(), SslMode::VerifyFull);
+/// assert_eq!(config.channel_binding(), ChannelBinding::Require);
+/// assert_eq!(config.ssl_root_cert(), Some(std::path::Path::new("root.crt")));
+/// # Ok::<(), pgssl_client::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Config {
     pub(crate) user: String,
@@ -223,6 +298,15 @@ impl std::str::FromStr for Config {
 impl Config {
     /// Parses a connection string (`key=value ...` or a URI) with the process environment
     /// and home directory as fallbacks, as libpq's `PQconnectdb` does.
+    ///
+    /// ```
+    /// let config = pgssl_client::Config::from_conninfo("host=db.example.com sslmode=require")?;
+    /// assert_eq!(config.ssl_mode().as_str(), "require");
+    /// // A typo is an error, as in libpq.
+    /// let err = pgssl_client::Config::from_conninfo("host=db sslmode=verify_full").unwrap_err();
+    /// assert!(err.to_string().contains("sslmode"), "{err}");
+    /// # Ok::<(), pgssl_client::Error>(())
+    /// ```
     pub fn from_conninfo(conninfo: &str) -> Result<Config, Error> {
         Config::from_conninfo_with_env(
             conninfo,
@@ -234,6 +318,20 @@ impl Config {
     /// Parses like [`Config::from_conninfo`], but reads environment variables through `env`
     /// and takes `home` as the home directory (`~/.postgresql` lives there); for tests and
     /// for programs that must not read the process environment.
+    ///
+    /// ```
+    /// use std::path::Path;
+    ///
+    /// let env = |name: &str| (name == "PGSSLMODE").then(|| "verify-ca".to_string());
+    /// let config = pgssl_client::Config::from_conninfo_with_env(
+    ///     "host=db.example.com",
+    ///     &env,
+    ///     Some(Path::new("/home/alice")),
+    /// )?;
+    /// assert_eq!(config.ssl_mode(), pgssl_client::SslMode::VerifyCa);
+    /// assert_eq!(config.home(), Some(Path::new("/home/alice")));
+    /// # Ok::<(), pgssl_client::Error>(())
+    /// ```
     pub fn from_conninfo_with_env(
         conninfo: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -245,6 +343,18 @@ impl Config {
 
     /// Builds a configuration from keyword/value pairs (libpq's `PQconnectdbParams` without
     /// `expand_dbname`).
+    ///
+    /// ```
+    /// let config = pgssl_client::Config::from_pairs(
+    ///     [("host", "db.example.com"), ("user", "alice"), ("sslmode", "verify-full")],
+    ///     &|_| None,
+    ///     None,
+    /// )?;
+    /// assert_eq!(config.user(), "alice");
+    /// // The database name defaults to the user name.
+    /// assert_eq!(config.dbname(), "alice");
+    /// # Ok::<(), pgssl_client::Error>(())
+    /// ```
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
         env: &dyn Fn(&str) -> Option<String>,

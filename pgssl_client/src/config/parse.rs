@@ -18,6 +18,14 @@ pub(super) fn parse_conninfo(s: &str) -> Result<Options, Error> {
 
 /// True when `s` is a connection string rather than a bare database name (libpq's
 /// `recognized_connection_string`), as psql decides for its first argument.
+///
+/// ```
+/// use pgssl_client::is_connection_string;
+///
+/// assert!(is_connection_string("host=db dbname=app"));
+/// assert!(is_connection_string("postgresql://db/app"));
+/// assert!(!is_connection_string("app"));
+/// ```
 pub fn is_connection_string(s: &str) -> bool {
     uri_prefix_len(s).is_some() || s.contains('=')
 }

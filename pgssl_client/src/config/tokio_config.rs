@@ -43,7 +43,23 @@ impl Config {
         c
     }
 
-    /// The `tokio_postgres::Config` for all endpoints at once, for pools.
+    /// The `tokio_postgres::Config` for all endpoints at once, for pools; pair it with a
+    /// [`crate::MakeTls`] made from the same `Config`.
+    ///
+    /// ```
+    /// use pgssl_client::Config;
+    ///
+    /// let config = Config::from_conninfo_with_env(
+    ///     "host=db.example.com port=6432 user=alice dbname=app",
+    ///     &|_| None,
+    ///     None,
+    /// )?;
+    /// let tp = config.to_tokio_postgres();
+    /// assert_eq!(tp.get_user(), Some("alice"));
+    /// assert_eq!(tp.get_dbname(), Some("app"));
+    /// assert_eq!(tp.get_ports(), [6432]);
+    /// # Ok::<(), pgssl_client::Error>(())
+    /// ```
     pub fn to_tokio_postgres(&self) -> tokio_postgres::Config {
         let mut c = self.tokio_config_without_hosts();
         // One password for all hosts: the password file's entry for the first.

@@ -40,6 +40,33 @@ pub struct CertificateSummary {
 
 impl CertificateSummary {
     /// Describes a DER certificate.
+    ///
+    /// ```
+    /// use openssl::{asn1::Asn1Time, ec, hash::MessageDigest, nid::Nid, pkey::PKey, x509};
+    ///
+    /// // A self-signed certificate for the example.
+    /// let group = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    /// let key = PKey::from_ec_key(ec::EcKey::generate(&group)?)?;
+    /// let mut name = x509::X509NameBuilder::new()?;
+    /// name.append_entry_by_text("CN", "db.example.com")?;
+    /// let name = name.build();
+    /// let mut b = x509::X509Builder::new()?;
+    /// b.set_version(2)?;
+    /// b.set_subject_name(&name)?;
+    /// b.set_issuer_name(&name)?;
+    /// b.set_pubkey(&key)?;
+    /// b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+    /// b.set_not_after(&*Asn1Time::days_from_now(30)?)?;
+    /// b.sign(&key, MessageDigest::sha256())?;
+    /// let der = b.build().to_der()?;
+    ///
+    /// let summary = pgssl_client::CertificateSummary::from_der(&der)?;
+    /// assert_eq!(summary.subject, "CN=db.example.com");
+    /// assert_eq!(summary.version, 3);
+    /// assert_eq!(summary.signature_algorithm, "ecdsa-with-SHA256");
+    /// assert!(matches!(summary.expires_in_days, Some(29 | 30)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_der(der: &[u8]) -> Result<CertificateSummary, Error> {
         let cert = X509::from_der(der).map_err(|e| Error::Tls {
             reason: format!("unparsable certificate: {e}"),

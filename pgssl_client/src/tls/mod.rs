@@ -31,7 +31,21 @@ pub use certificate::CertificateSummary;
 pub(crate) use stream::AttemptLog;
 pub use stream::{MakeTls, TlsConnector, TlsInfo, TlsStream};
 
-/// What the client verifies about the server, decided from sslmode and the files present.
+/// What the client verifies about the server, decided from sslmode and the files present;
+/// reported in [`TlsInfo::verification`].
+///
+/// ```
+/// use pgssl_client::{TlsInfo, Verification};
+///
+/// fn describe(tls: &TlsInfo) -> &'static str {
+///     match tls.verification {
+///         Verification::None => "encrypted, server not verified",
+///         Verification::Chain => "server certificate from a trusted CA",
+///         Verification::ChainAndHostName => "trusted CA and the host name checked",
+///     }
+/// }
+/// # let _ = describe;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
     /// Nothing: no root certificate file and sslmode below verify-ca.

@@ -21,7 +21,22 @@ use super::{TlsSetup, Verification};
 use crate::config::Config;
 use crate::error::Error;
 
-/// What one TLS handshake settled, for reports such as `pgssl check`.
+/// What one TLS handshake settled, for reports such as `pgssl check`; from
+/// [`crate::Connector::connect_with_info`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), pgssl_client::Error> {
+/// use pgssl_client::{Config, Connector};
+///
+/// let connector = Connector::new(Config::from_conninfo("host=db sslmode=verify-full")?);
+/// let (_client, _connection, info) = connector.connect_with_info().await?;
+/// let tls = info.tls.expect("verify-full is always TLS");
+/// for cert in tls.server_certificates().into_iter().flatten() {
+///     println!("{} (issued by {}), {:?} days left", cert.subject, cert.issuer, cert.expires_in_days);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct TlsInfo {
     /// "TLSv1.3" or "TLSv1.2".
@@ -60,6 +75,21 @@ pub(crate) struct AttemptLog {
 /// cheap to clone. Give it to `tokio_postgres::Config::connect` or to a pool
 /// (deadpool-postgres, bb8) together with [`Config::to_tokio_postgres`].
 ///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use pgssl_client::{Config, MakeTls};
+///
+/// let config = Config::from_conninfo(
+///     "host=db.example.com sslmode=verify-full sslrootcert=root.crt sslcert=app.crt sslkey=app.key",
+/// )?;
+/// let tls = MakeTls::new(&config)?;
+/// let (client, connection) = config.to_tokio_postgres().connect(tls).await?;
+/// tokio::spawn(connection);
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// Through this seam tokio-postgres makes one attempt per host: `prefer` does not fall back
 /// to plaintext after a failed handshake and `allow` behaves as `prefer`. [`crate::connect`]
 /// and [`crate::Connector`] implement libpq's retries.
@@ -80,6 +110,15 @@ impl fmt::Debug for MakeTls {
 
 impl MakeTls {
     /// Reads the configuration's certificate files and builds the TLS configuration.
+    ///
+    /// ```
+    /// use pgssl_client::{Config, Error, MakeTls};
+    ///
+    /// // verify-full needs a root certificate; libpq would refuse too.
+    /// let config = Config::from_conninfo_with_env("sslmode=verify-full", &|_| None, None)?;
+    /// assert!(matches!(MakeTls::new(&config), Err(Error::NoRootCertificate { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn new(config: &Config) -> Result<MakeTls, Error> {
         Ok(MakeTls {
             setup: Some(Arc::new(TlsSetup::new(config)?)),
@@ -112,7 +151,19 @@ where
     }
 }
 
-/// One TLS handshake towards one host; made by [`MakeTls`] for tokio-postgres.
+/// One TLS handshake towards one host; made by [`MakeTls`] for tokio-postgres, which calls
+/// it (applications do not).
+///
+/// ```
+/// use pgssl_client::{Config, MakeTls, TlsConnector};
+/// use tokio_postgres::tls::MakeTlsConnect;
+///
+/// let config = Config::from_conninfo_with_env("sslmode=require", &|_| None, None)?;
+/// let mut tls = MakeTls::new(&config)?;
+/// let _one: TlsConnector =
+///     MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(&mut tls, "db.example.com")?;
+/// # Ok::<(), pgssl_client::Error>(())
+/// ```
 pub struct TlsConnector {
     setup: Option<Arc<TlsSetup>>,
     host: String,
@@ -198,7 +249,19 @@ where
     }
 }
 
-/// A TLS connection to the server, with `tls-server-end-point` channel binding.
+/// A TLS connection to the server, with `tls-server-end-point` channel binding; the stream
+/// type of connections made through [`MakeTls`].
+///
+/// ```
+/// use pgssl_client::{PgConnection, TlsStream};
+/// use tokio_postgres::{Connection, Socket};
+///
+/// // What `connect` returns, spelled out.
+/// fn drive(connection: Connection<Socket, TlsStream<Socket>>) -> PgConnection {
+///     connection
+/// }
+/// # let _ = drive;
+/// ```
 pub struct TlsStream<S> {
     inner: tokio_rustls::client::TlsStream<S>,
     /// The server certificate's `tls-server-end-point` hash; `None` when its signature
