@@ -11,6 +11,7 @@ PGRX_VERSION=0.18.1
 PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
   libclang-dev clang pkg-config libssl-dev libkrb5-dev openssl sudo
+  faketime  # libfaketime: tests move a server's clock
 )
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
@@ -43,6 +44,6 @@ install_flags=(--pg-config "$PG_CONFIG")
 
 say "Building the pgssl command and putting it on PATH"
 # A link to the workspace's dev build, which the tests share, so no second build.
-cargo build --quiet -p pgssl_client --bin pgssl
+cargo build --quiet -p pgssl_cli --bin pgssl
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 "${SUDO[@]}" ln -sf "$target_dir/debug/pgssl" /usr/local/bin/pgssl

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: set-up, then unit and end-to-end tests of the whole
-# workspace, the extension's in-database (#[pg_test]) tests, and a smoke run
-# of the benchmark; ends with the total over every test binary.
+# Runs every test: set-up, the lints (rustfmt, clippy -D warnings), then unit
+# and end-to-end tests of the whole workspace, the extension's in-database
+# (#[pg_test]) tests, and a smoke run of the benchmark; ends with the total
+# over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,6 +13,10 @@ pgdata_parent=$(mktemp -d /tmp/pgssl-pgrx-test.XXXXXX)
 trap 'rm -rf "$pgdata_parent" "$log"' EXIT
 # Shows a command's output and keeps it for the total; fails when it fails.
 run() { "$@" 2>&1 | tee -a "$log"; }
+
+say "Lints: formatting, and clippy with every warning an error"
+cargo fmt --all -- --check
+run cargo clippy --workspace --all-targets -- -D warnings
 
 say "Unit and end-to-end tests (real TLS clusters, psql as the reference client)"
 run cargo test --workspace --exclude pgssl_ext

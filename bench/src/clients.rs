@@ -83,15 +83,8 @@ impl Contender {
     /// pgssl_client with `sslmode=verify-full` and the client certificate, from the
     /// conninfo psql would take; no environment, `home` as the home directory.
     pub fn pgssl(target: &Target, files: &CertFiles, home: &Path) -> BenchResult<Contender> {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} dbname=postgres user={} sslmode=verify-full \
-             sslrootcert={} sslcert={} sslkey={}",
-            target.port,
-            target.user,
-            target.root_cert.display(),
-            files.cert.display(),
-            files.key.display()
-        );
+        let conninfo =
+            pgssl_tests::conninfo::verify_full(target.port, &target.user, &target.root_cert, files);
         let config = Config::from_conninfo_with_env(&conninfo, &|_| None, Some(home))?;
         Ok(Contender {
             kind: Kind::Pgssl(Connector::new(config)),

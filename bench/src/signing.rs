@@ -8,12 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
-use openssl::x509::{X509NameBuilder, X509ReqBuilder};
+use pgssl_tests::{csr_pem, KeyType};
 
 use crate::clients::{BenchResult, Session};
 use crate::memory::{self, Growth, Rss};
@@ -49,19 +47,6 @@ async fn use_ca(session: &Session, ca: &Authority) -> BenchResult<()> {
         ))
         .await?;
     Ok(())
-}
-
-/// A CSR for `CN=<cn>` with a fresh EC P-256 key, PEM.
-fn make_csr(cn: &str) -> BenchResult<String> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", cn)?;
-    let mut req = X509ReqBuilder::new()?;
-    req.set_subject_name(&name.build())?;
-    req.set_pubkey(&key)?;
-    req.sign(&key, MessageDigest::sha256())?;
-    Ok(String::from_utf8(req.build().to_pem()?)?)
 }
 
 async fn sign_one_per_round_trip(session: &Session, csrs: &[String], n: u32) -> BenchResult<f64> {
@@ -174,9 +159,10 @@ pub async fn run(
         .get(0);
     session.client.batch_execute("LOAD 'pgssl'").await?;
 
+    // CSRs for `CN=bench-<i>`, each with a fresh EC P-256 key.
     let csrs: Vec<String> = (0..scale.csr_batch)
-        .map(|i| make_csr(&format!("bench-{i}")))
-        .collect::<BenchResult<_>>()?;
+        .map(|i| csr_pem(&[&format!("bench-{i}")], &KeyType::EcP256.generate()))
+        .collect();
     session
         .client
         .batch_execute("CREATE TEMP TABLE csrs (csr text NOT NULL)")

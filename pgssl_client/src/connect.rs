@@ -111,7 +111,8 @@ impl Connector {
                 return Err(Error::InvalidValue {
                     key: "host".into(),
                     value: String::new(),
-                    expected: "a host name to check the certificate against (sslmode=verify-full with only hostaddr)",
+                    expected: "a host name to check the certificate against (sslmode=verify-full with only hostaddr)"
+                        .into(),
                 });
             }
         }

@@ -26,7 +26,7 @@ pub enum Error {
         /// The value presented.
         value: String,
         /// What libpq accepts there.
-        expected: &'static str,
+        expected: String,
     },
     /// A libpq option or value that pgssl does not implement, refused rather than ignored.
     Unsupported {
@@ -35,7 +35,7 @@ pub enum Error {
         /// The value presented.
         value: String,
         /// Why it is not supported.
-        reason: &'static str,
+        reason: String,
     },
     /// A file named by the options (or its `~/.postgresql` default) cannot be used.
     File {

@@ -29,12 +29,11 @@ mod config;
 mod connect;
 mod error;
 mod tls;
-mod verify;
 
-pub use config::{is_connection_string, Config, Endpoint, SslMode, TlsVersion, DEFAULT_SOCKET_DIR};
+pub use config::{
+    home_dir, is_connection_string, ChannelBinding, Config, Endpoint, SslMode, TlsVersion,
+    DEFAULT_SOCKET_DIR,
+};
 pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
 pub use error::Error;
-pub use tls::{
-    load_private_key, tls_server_end_point, MakeTls, TlsConnector, TlsInfo, TlsStream, Verification,
-};
-pub use verify::{check_host_name, name_to_string};
+pub use tls::{CertificateSummary, MakeTls, TlsConnector, TlsInfo, TlsStream, Verification};

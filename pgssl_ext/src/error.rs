@@ -1,10 +1,20 @@
-//! Every error pgssl raises in SQL, each with its SQLSTATE.
+//! Every error pgssl raises in SQL, each kind with its one SQLSTATE.
+//!
+//! Internal code returns `Result<_, PgsslError>`; SQL functions return
+//! `Result<_, ErrorReport>` and turn a `PgsslError` into an `ErrorReport`
+//! with `?` (pgrx keeps the SQLSTATE only for an `ErrorReport` returned as
+//! the error). The background worker logs the same errors and carries on.
+//! docs/reference.md lists the table.
+
+use std::fmt;
+use std::path::PathBuf;
 
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 
-use crate::ca::authority::CaError;
-use crate::ca::policy::CsrError;
+use crate::ca::authority::{CaError, CaRole};
+use crate::ca::policy::{BadSerial, CsrError};
+use crate::server::profile::HostError;
 
 /// An error reported to the SQL caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,19 +47,37 @@ pub enum PgsslError {
         /// The function, e.g. `pgssl.init_ca()`.
         function: &'static str,
     },
-    /// The CA is missing, unreadable, mismatched or already there (55000),
-    /// or one of its files could not be written (58030).
-    Ca(CaError),
-    /// The CA certificate has expired, so it cannot issue (55000).
-    CaExpired,
+    /// A CA is missing, unreadable, mismatched or already there (55000).
+    Ca {
+        /// Which CA.
+        role: CaRole,
+        /// What is wrong with it; never [`CaError::Write`], which becomes
+        /// [`PgsslError::FileWrite`].
+        error: CaError,
+    },
+    /// A CA certificate has expired, so it cannot issue (55000).
+    CaExpired {
+        /// Which CA.
+        role: CaRole,
+    },
     /// `install_crl` with `ssl_crl_file` unset (55000).
     CrlFileNotSet,
-    /// Writing the CRL file failed (58030).
-    CrlWrite {
+    /// Writing a file failed: a CA file, a server key or certificate, the
+    /// CRL (58030).
+    FileWrite {
+        /// What was being written, e.g. "CRL" or "server CA".
+        what: &'static str,
         /// The path.
-        path: String,
+        path: PathBuf,
         /// The operating system's reason.
         reason: String,
+    },
+    /// A file pgssl makes under a new name is already there (58P02).
+    FileExists {
+        /// What was to be written, e.g. "server certificate".
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
     },
     /// A function that writes, called on a standby or in a read-only
     /// transaction (25006).
@@ -77,7 +105,7 @@ pub enum PgsslError {
     /// its contents are not what the setting needs).
     ServerFile {
         /// The file, resolved against the data directory.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// What went wrong.
         reason: String,
         /// How it went wrong.
@@ -106,12 +134,11 @@ impl PgsslError {
             Self::NotYourName { .. } | Self::SuperuserOnly { .. } => {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
-            Self::Ca(CaError::Write { .. }) | Self::CrlWrite { .. } => {
-                PgSqlErrorCode::ERRCODE_IO_ERROR
-            }
-            Self::Ca(_) | Self::CaExpired | Self::CrlFileNotSet => {
+            Self::Ca { .. } | Self::CaExpired { .. } | Self::CrlFileNotSet => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
+            Self::FileWrite { .. } => PgSqlErrorCode::ERRCODE_IO_ERROR,
+            Self::FileExists { .. } => PgSqlErrorCode::ERRCODE_DUPLICATE_FILE,
             Self::UnknownSerial { .. } => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
             Self::ReadOnly { .. } => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             Self::Internal { .. } => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -146,12 +173,19 @@ impl PgsslError {
             Self::SuperuserOnly { function } => {
                 format!("permission denied: {function} is for superusers only")
             }
-            Self::Ca(e) => e.to_string(),
-            Self::CaExpired => "the pgssl CA certificate has expired".into(),
-            Self::CrlFileNotSet => "ssl_crl_file is not set".into(),
-            Self::CrlWrite { path, reason } => {
-                format!("could not write CRL file \"{path}\": {reason}")
+            Self::Ca { role, error } => error.message(*role),
+            Self::CaExpired { role } => {
+                format!("the pgssl {} certificate has expired", role.label())
             }
+            Self::CrlFileNotSet => "ssl_crl_file is not set".into(),
+            Self::FileWrite { what, path, reason } => format!(
+                "could not write {what} file \"{}\": {reason}",
+                path.display()
+            ),
+            Self::FileExists { what, path } => format!(
+                "will not overwrite {what} file \"{}\": it already exists",
+                path.display()
+            ),
             Self::ReadOnly {
                 function,
                 in_recovery: true,
@@ -188,16 +222,26 @@ impl PgsslError {
                     .into(),
             ),
             Self::SuperuserOnly { .. } => None,
-            Self::Ca(e) => e.hint().map(Into::into),
-            Self::CaExpired => Some(
+            Self::Ca { role, error } => error.hint(*role),
+            Self::CaExpired {
+                role: CaRole::Client,
+            } => Some(
                 "Make a new CA (move the old files away, then pgssl.init_ca()) and reissue.".into(),
+            ),
+            Self::CaExpired {
+                role: CaRole::Server,
+            } => Some(
+                "Move pgssl.server_ca_cert_file and pgssl.server_ca_key_file away; the next \
+                 pgssl.issue_server_cert() makes a new server CA."
+                    .into(),
             ),
             Self::CrlFileNotSet => Some(
                 "Set it first, e.g. ALTER SYSTEM SET ssl_crl_file = 'pgssl.crl'; \
                  pgssl.install_crl() then writes that file and reloads."
                     .into(),
             ),
-            Self::CrlWrite { .. } | Self::Internal { .. } => None,
+            Self::FileWrite { .. } | Self::Internal { .. } => None,
+            Self::FileExists { .. } => Some("Call the function again; it picks a new name.".into()),
             Self::ReadOnly {
                 in_recovery: true, ..
             } => Some("The CA signs and records on the primary server.".into()),
@@ -209,13 +253,72 @@ impl PgsslError {
         }
     }
 
-    /// Raises the error in the backend; the current transaction aborts.
-    pub fn report(self) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), self.message(), "pgssl");
-        if let Some(hint) = self.hint() {
-            report = report.set_hint(hint);
+    /// A CA problem of `role`; a failed write becomes [`Self::FileWrite`].
+    pub fn ca(role: CaRole, error: CaError) -> Self {
+        match error {
+            CaError::Write { path, reason } => Self::FileWrite {
+                what: role.label(),
+                path,
+                reason,
+            },
+            error => Self::Ca { role, error },
         }
-        report.report(PgLogLevel::ERROR);
-        unreachable!("ERROR does not return")
+    }
+
+    /// `InvalidArgument` without a hint.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+/// `map_err(internal("doing what"))`: OpenSSL or SPI failed, not the caller.
+pub fn internal<E: fmt::Display>(doing: &'static str) -> impl FnOnce(E) -> PgsslError {
+    move |e| PgsslError::Internal {
+        doing,
+        reason: e.to_string(),
+    }
+}
+
+impl fmt::Display for PgsslError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for PgsslError {}
+
+impl From<CsrError> for PgsslError {
+    fn from(e: CsrError) -> Self {
+        Self::Csr(e)
+    }
+}
+
+impl From<BadSerial> for PgsslError {
+    fn from(e: BadSerial) -> Self {
+        Self::invalid(e.to_string())
+    }
+}
+
+impl From<HostError> for PgsslError {
+    fn from(e: HostError) -> Self {
+        Self::InvalidArgument {
+            message: e.to_string(),
+            hint: Some(
+                "Name every DNS name and IP address clients use to reach this server.".into(),
+            ),
+        }
+    }
+}
+
+impl From<PgsslError> for ErrorReport {
+    fn from(e: PgsslError) -> Self {
+        let report = ErrorReport::new(e.sqlstate(), e.message(), "pgssl");
+        match e.hint() {
+            Some(hint) => report.set_hint(hint),
+            None => report,
+        }
     }
 }

@@ -7,11 +7,14 @@
 use pgrx::prelude::*;
 
 mod audit;
+mod backend;
 mod ca;
 mod cert;
 mod dn;
 mod error;
+mod gucs;
 mod port;
+mod preload;
 mod server;
 mod session;
 mod timestamps;
@@ -43,18 +46,23 @@ extension_sql_file!(
     requires = [server::issue_server_cert, server::server_ca_cert]
 );
 
-/// Registers the settings when the library loads (at the first call of any
-/// pgssl function, or at start with `shared_preload_libraries`). A value set
-/// before that, in postgresql.conf or by a superuser's `SET`, is kept.
+/// Runs when the library loads: at start with `shared_preload_libraries`, or
+/// at the first call of any pgssl function. The settings are registered
+/// either way; the parts that only work when preloaded (workers, shared
+/// memory, hooks) only while preloading, and never during `pg_upgrade`.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    ca::register_gucs();
-    server::register_gucs();
-    // PostgreSQL 15+: warn about misspelt pgssl.* settings.
-    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-    // SAFETY: called once while the library loads, as PostgreSQL expects.
-    unsafe {
-        pg_sys::MarkGUCPrefixReserved(c"pgssl".as_ptr());
+    gucs::init();
+    // SAFETY: both are plain flags the server sets before it loads any
+    // library, read on the only thread of the loading process.
+    let (preloading, binary_upgrade) = unsafe {
+        (
+            pg_sys::process_shared_preload_libraries_in_progress,
+            pg_sys::IsBinaryUpgrade,
+        )
+    };
+    if preloading && !binary_upgrade {
+        preload::register();
     }
 }
 

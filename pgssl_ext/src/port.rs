@@ -73,8 +73,9 @@ pub fn authn_id() -> Option<String> {
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that stays valid for the call.
 unsafe fn c_string(ptr: *const c_char) -> Option<String> {
-    // SAFETY: guaranteed by the caller.
     (!ptr.is_null()).then(|| {
+        // SAFETY: non-NULL, and NUL-terminated and valid for the call as the
+        // caller guarantees.
         unsafe { CStr::from_ptr(ptr) }
             .to_string_lossy()
             .into_owned()

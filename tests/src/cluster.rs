@@ -4,16 +4,22 @@
 //! port on 127.0.0.1, so tests run in parallel. The server runs as the
 //! `postgres` OS user when the tests run as root (initdb refuses root), and is
 //! stopped and removed on drop, also when the test panics.
+//!
+//! A cluster can also run as a streaming standby of another
+//! ([`TlsCluster::start_standby`]), and under libfaketime with its clock moved
+//! ([`ClusterBuilder::faketime`], [`TlsCluster::restart_with_faketime`]).
 
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::pki::{write_file, Ca, CertFiles, CertSpec};
+use crate::conninfo;
+use crate::pki::{write_file, Ca, CertFiles, CertSpec, Issued};
 
 /// The default `pg_hba.conf`: superuser over the socket; over TCP with TLS,
 /// members of `scram_users` log in with a password and everyone else with a
@@ -43,6 +49,27 @@ pub fn pg_bindir() -> PathBuf {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The libfaketime library the server is started with when its clock is
+/// moved: `$PGSSL_LIBFAKETIME`, else the one Debian's `libfaketime` package
+/// installed (`apt-get install faketime`).
+pub fn libfaketime() -> PathBuf {
+    if let Some(path) = std::env::var_os("PGSSL_LIBFAKETIME") {
+        return PathBuf::from(path);
+    }
+    let listed = Command::new("dpkg")
+        .args(["-L", "libfaketime"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    listed
+        .lines()
+        .find(|line| line.ends_with("/libfaketime.so.1"))
+        .map(PathBuf::from)
+        .expect(
+            "libfaketime.so.1 not found: install the Debian package faketime (scripts/setup.sh)",
+        )
 }
 
 /// The uid and gid the server runs as: `postgres` when we are root, else ourselves.
@@ -106,6 +133,8 @@ pub struct ClusterBuilder {
     hba: String,
     conf: Vec<String>,
     create_extension: bool,
+    replication: bool,
+    faketime: Option<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -119,6 +148,8 @@ impl Default for ClusterBuilder {
             hba: DEFAULT_HBA.into(),
             conf: vec![],
             create_extension: true,
+            replication: false,
+            faketime: None,
         }
     }
 }
@@ -188,6 +219,21 @@ impl ClusterBuilder {
         self
     }
 
+    /// Let the superuser replicate over the Unix socket (a `local replication
+    /// all trust` line before the `pg_hba.conf` lines), so that
+    /// [`TlsCluster::start_standby`] can copy and follow this cluster.
+    pub fn replication(mut self) -> Self {
+        self.replication = true;
+        self
+    }
+
+    /// Start the server under libfaketime with its clock moved by `offset`,
+    /// in libfaketime's relative form (`+30d`, `-2h`, `+90s`).
+    pub fn faketime(mut self, offset: &str) -> Self {
+        self.faketime = Some(offset.into());
+        self
+    }
+
     /// Creates, configures and starts the cluster.
     pub fn start(self) -> TlsCluster {
         TlsCluster::start_with(self)
@@ -211,6 +257,10 @@ pub struct TlsCluster {
     /// A folder owned by the test's user for client files.
     pub client_dir: PathBuf,
     owner: Option<(u32, u32)>,
+    /// The server's clock offset under libfaketime, if it runs under it.
+    faketime: Option<String>,
+    /// Whether `pg_hba.conf` lets the superuser replicate over the socket.
+    replication: bool,
 }
 
 impl TlsCluster {
@@ -300,7 +350,12 @@ impl TlsCluster {
         pg_conf.push_str(&conf.join("\n"));
         pg_conf.push('\n');
         fs::write(data_dir.join("postgresql.conf"), pg_conf).unwrap();
-        fs::write(data_dir.join("pg_hba.conf"), &options.hba).unwrap();
+        let hba = if options.replication {
+            format!("local replication all trust\n{}", options.hba)
+        } else {
+            options.hba
+        };
+        fs::write(data_dir.join("pg_hba.conf"), hba).unwrap();
         chown_tree(&data_dir, owner);
 
         let mut cluster = TlsCluster {
@@ -312,11 +367,13 @@ impl TlsCluster {
             root_cert,
             client_dir,
             owner,
+            faketime: options.faketime,
+            replication: options.replication,
         };
         cluster.start_server();
         cluster.sql("CREATE ROLE scram_users NOLOGIN");
         if options.create_extension {
-            let out = cluster.psql_socket("postgres", "CREATE EXTENSION pgssl");
+            let out = cluster.psql_socket("CREATE EXTENSION pgssl");
             assert!(
                 out.status.success(),
                 "CREATE EXTENSION pgssl failed (is the extension installed? run scripts/setup.sh): {}",
@@ -335,14 +392,7 @@ impl TlsCluster {
                 .local_addr()
                 .unwrap()
                 .port();
-            let out = server_command(&pg_bindir().join("pg_ctl"))
-                .arg("-D")
-                .arg(&self.data_dir)
-                .arg("-l")
-                .arg(self.data_dir.join("server.log"))
-                .args(["-o", &format!("-p {port}"), "-w", "-t", "60", "start"])
-                .output()
-                .unwrap();
+            let out = self.pg_ctl_command(port, "start").output().unwrap();
             if out.status.success() {
                 self.port = port;
                 return;
@@ -356,14 +406,136 @@ impl TlsCluster {
         panic!("the test server did not start:\n{last_error}");
     }
 
-    /// Runs `pg_ctl` with the given action (`reload`, `restart`, ...).
-    pub fn pg_ctl(&self, action: &str) {
-        run(server_command(&pg_bindir().join("pg_ctl"))
-            .arg("-D")
+    /// `pg_ctl <action>` on this cluster's data directory and port; a server
+    /// it starts runs under libfaketime when the cluster's clock is moved.
+    fn pg_ctl_command(&self, port: u16, action: &str) -> Command {
+        let mut cmd = server_command(&pg_bindir().join("pg_ctl"));
+        cmd.arg("-D")
             .arg(&self.data_dir)
             .arg("-l")
             .arg(self.data_dir.join("server.log"))
-            .args(["-o", &format!("-p {}", self.port), "-w", "-t", "60", action]));
+            .args(["-o", &format!("-p {port}"), "-w", "-t", "60", action]);
+        if let Some(offset) = &self.faketime {
+            cmd.env("LD_PRELOAD", libfaketime()).env("FAKETIME", offset);
+        }
+        cmd
+    }
+
+    /// Runs `pg_ctl` with the given action (`reload`, `restart`, ...).
+    pub fn pg_ctl(&self, action: &str) {
+        run(&mut self.pg_ctl_command(self.port, action));
+    }
+
+    /// Restarts the server with its clock moved by `offset` under libfaketime
+    /// (`Some("+30d")`), or on the real clock (`None`). Later restarts keep it.
+    pub fn restart_with_faketime(&mut self, offset: Option<&str>) {
+        self.faketime = offset.map(str::to_string);
+        self.pg_ctl("restart");
+    }
+
+    /// The server's clock offset under libfaketime, if it runs under it.
+    pub fn faketime(&self) -> Option<&str> {
+        self.faketime.as_deref()
+    }
+
+    /// Starts a streaming standby of this cluster: `pg_basebackup -R` over
+    /// the socket, run as the server's OS user, then the copy started on its
+    /// own free port and socket folder, waiting until it accepts read-only
+    /// connections. The standby serves the same certificates and trusts the
+    /// same CA; it is stopped and removed on drop. Build this cluster with
+    /// [`ClusterBuilder::replication`].
+    pub fn start_standby(&self) -> TlsCluster {
+        assert!(
+            self.replication,
+            "a standby needs a primary built with TlsCluster::builder().replication()"
+        );
+        let root = tempfile::Builder::new()
+            .prefix("pgssl-standby-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let data_dir = root.path().join("data");
+        let socket_dir = root.path().join("sock");
+        let client_dir = root.path().join("client");
+        for dir in [&data_dir, &socket_dir, &client_dir] {
+            fs::create_dir(dir).unwrap();
+        }
+        fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        chown_tree(&data_dir, self.owner);
+        chown_tree(&socket_dir, self.owner);
+        run(server_command(&pg_bindir().join("pg_basebackup"))
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"])
+            .args(["-U", "postgres", "-h"])
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string()]));
+        // The copy holds the primary's log; the standby starts its own.
+        let _ = fs::remove_file(data_dir.join("server.log"));
+        let mut conf = fs::read_to_string(data_dir.join("postgresql.conf")).unwrap();
+        conf.push_str(&format!(
+            "# pgssl test fixture: standby\nunix_socket_directories = '{}'\n",
+            socket_dir.display()
+        ));
+        fs::write(data_dir.join("postgresql.conf"), conf).unwrap();
+        chown_tree(&data_dir, self.owner);
+        let root_cert = client_dir.join("root.crt");
+        fs::copy(&self.root_cert, &root_cert).unwrap();
+
+        let mut standby = TlsCluster {
+            root,
+            data_dir,
+            socket_dir,
+            port: 0,
+            ca: self.ca.clone(),
+            root_cert,
+            client_dir,
+            owner: self.owner,
+            faketime: None,
+            replication: self.replication,
+        };
+        standby.start_server();
+        standby
+    }
+
+    /// The primary's current WAL write position (`pg_current_wal_lsn()`).
+    pub fn current_wal_lsn(&self) -> String {
+        self.sql("SELECT pg_current_wal_lsn()")
+    }
+
+    /// Waits (up to 60 s) until this standby has replayed WAL up to `lsn`
+    /// (`pg_last_wal_replay_lsn() >= lsn`); panics otherwise.
+    pub fn wait_for_replay(&self, lsn: &str) {
+        let query = format!("SELECT coalesce(pg_last_wal_replay_lsn() >= '{lsn}', false)");
+        crate::wait_until(
+            &format!("the standby replaying up to {lsn}"),
+            Duration::from_secs(60),
+            || self.sql(&query) == "t",
+        );
+    }
+
+    /// Waits until this standby has replayed everything `primary` has written so far.
+    pub fn catch_up_with(&self, primary: &TlsCluster) {
+        self.wait_for_replay(&primary.current_wal_lsn());
+    }
+
+    /// Replaces the server certificate and key in the data directory
+    /// (`server.crt`, `server.key`) with `issued`; the server reads them at
+    /// its next reload or restart.
+    pub fn write_server_files(&self, issued: &Issued) {
+        self.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
+        self.write_data_file(
+            "server.key",
+            &issued.key.private_key_to_pem_pkcs8().unwrap(),
+            0o600,
+        );
+    }
+
+    /// [`write_server_files`](Self::write_server_files), then a restart, so
+    /// that the server serves them.
+    pub fn serve_and_restart(&self, issued: &Issued) {
+        self.write_server_files(issued);
+        self.pg_ctl("restart");
     }
 
     /// The server's log so far.
@@ -388,7 +560,7 @@ impl TlsCluster {
     /// Runs SQL as the superuser over the Unix socket in database `postgres`;
     /// returns the unaligned, tuples-only output. Panics on any error.
     pub fn sql(&self, sql: &str) -> String {
-        let out = self.psql_socket("postgres", sql);
+        let out = self.psql_socket(sql);
         assert!(
             out.status.success(),
             "{sql}\nfailed: {}",
@@ -399,38 +571,31 @@ impl TlsCluster {
             .to_string()
     }
 
-    fn psql_socket(&self, dbname: &str, sql: &str) -> Output {
-        let conninfo = format!(
-            "host={} port={} dbname={dbname} user=postgres",
-            self.socket_dir.display(),
-            self.port
-        );
-        self.psql(&conninfo, sql)
+    fn psql_socket(&self, sql: &str) -> Output {
+        self.psql(&self.socket_conninfo("postgres"), sql)
+    }
+
+    /// A libpq connection string for `user` over the Unix socket, in database
+    /// `postgres` (`local all all trust` lets any role in).
+    pub fn socket_conninfo(&self, user: &str) -> String {
+        conninfo::socket(&self.socket_dir, self.port, user)
     }
 
     /// A libpq connection string for TCP to 127.0.0.1 (`host` and `port`
     /// first, so `extra` can override them).
     pub fn conninfo(&self, extra: &str) -> String {
-        format!("host=127.0.0.1 port={} dbname=postgres {extra}", self.port)
+        conninfo::tcp(self.port, extra)
     }
 
     /// The connection string psql uses with `sslmode=verify-full` against the
     /// cluster CA, for `user`, with a client certificate when given. Without
     /// one, `sslcert` names a file that does not exist, so libpq sends none.
     pub fn verify_full(&self, user: &str, client: Option<&CertFiles>) -> String {
-        let (cert, key) = match client {
-            Some(files) => (files.cert.clone(), files.key.clone()),
-            None => (
-                self.client_dir.join("none.crt"),
-                self.client_dir.join("none.key"),
-            ),
+        let none = CertFiles {
+            cert: self.client_dir.join("none.crt"),
+            key: self.client_dir.join("none.key"),
         };
-        self.conninfo(&format!(
-            "user='{user}' sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
-            self.root_cert.display(),
-            cert.display(),
-            key.display()
-        ))
+        conninfo::verify_full(self.port, user, &self.root_cert, client.unwrap_or(&none))
     }
 
     /// A client certificate from the cluster CA with this subject, written

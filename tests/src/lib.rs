@@ -12,14 +12,21 @@
 //! ```
 
 pub mod cluster;
+pub mod conninfo;
 pub mod pki;
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-pub use cluster::{clean_command, pg_bindir, ClusterBuilder, TlsCluster, DEFAULT_HBA, SEED_HBA};
-pub use pki::{Ca, CertFiles, CertSpec, Issued, KeyType};
+pub use cluster::{
+    clean_command, libfaketime, pg_bindir, ClusterBuilder, TlsCluster, DEFAULT_HBA, SEED_HBA,
+};
+pub use pki::{
+    csr_pem, days_until, openssl_csr, time_from_now, unix_now, unix_time, Ca, CertFiles, CertSpec,
+    Issued, KeyType,
+};
 
 /// A suffix unique within this test process, for file names.
 pub fn unique_suffix() -> u64 {
@@ -29,6 +36,12 @@ pub fn unique_suffix() -> u64 {
 
 /// Runs the `openssl` command line in `dir`, panicking on failure.
 pub fn openssl(dir: &Path, args: &[&str]) {
+    openssl_stdout(dir, args);
+}
+
+/// Runs the `openssl` command line in `dir` and returns what it printed,
+/// panicking with its stderr on failure.
+pub fn openssl_stdout(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -39,6 +52,17 @@ pub fn openssl(dir: &Path, args: &[&str]) {
         "openssl {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `ready` every 50 ms until it holds; panics after `timeout`,
+/// naming `what` it waited for.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The files of the seed document's recipe, made with its exact openssl

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time, Asn1TimeRef, Asn1Type};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -17,7 +17,8 @@ use openssl::x509::extension::{
     SubjectKeyIdentifier,
 };
 use openssl::x509::{
-    X509CrlBuilder, X509Extension, X509Name, X509NameBuilder, X509RevokedBuilder, X509,
+    X509CrlBuilder, X509Extension, X509Name, X509NameBuilder, X509ReqBuilder, X509RevokedBuilder,
+    X509,
 };
 
 /// Key algorithms for minted certificates.
@@ -154,6 +155,7 @@ impl Issued {
 }
 
 /// A certificate authority for tests.
+#[derive(Clone)]
 pub struct Ca {
     /// The self-signed CA certificate.
     pub cert: X509,
@@ -218,9 +220,9 @@ impl Ca {
         b.set_subject_name(&build_name(&spec.subject)).unwrap();
         b.set_issuer_name(self.cert.subject_name()).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&relative_time(spec.not_before_secs))
+        b.set_not_before(&time_from_now(spec.not_before_secs))
             .unwrap();
-        b.set_not_after(&relative_time(spec.not_after_secs))
+        b.set_not_after(&time_from_now(spec.not_after_secs))
             .unwrap();
         b.append_extension(BasicConstraints::new().critical().build().unwrap())
             .unwrap();
@@ -274,8 +276,8 @@ impl Ca {
     pub fn crl(&self, revoked: &[&X509]) -> Vec<u8> {
         let mut b = X509CrlBuilder::new().unwrap();
         b.set_issuer_name(self.cert.subject_name()).unwrap();
-        b.set_last_update(&relative_time(-3600)).unwrap();
-        b.set_next_update(&relative_time(86_400)).unwrap();
+        b.set_last_update(&time_from_now(-3600)).unwrap();
+        b.set_next_update(&time_from_now(86_400)).unwrap();
         // The openssl crate insists on an authorityKeyIdentifier: the CA's key id.
         let key_id = self
             .cert
@@ -302,7 +304,7 @@ impl Ca {
         for cert in revoked {
             let mut r = X509RevokedBuilder::new().unwrap();
             r.set_serial_number(cert.serial_number()).unwrap();
-            r.set_revocation_date(&relative_time(-60)).unwrap();
+            r.set_revocation_date(&time_from_now(-60)).unwrap();
             b.add_revoked(r.build()).unwrap();
         }
         b.sign(&self.key, self.key_type.digest()).unwrap();
@@ -330,12 +332,62 @@ fn random_serial() -> Asn1Integer {
     bn.to_asn1_integer().unwrap()
 }
 
-fn relative_time(secs: i64) -> Asn1Time {
-    let now = std::time::SystemTime::now()
+/// A PEM certificate signing request whose subject is these `CN` entries
+/// (raw UTF8String values, so NUL and newline can be put in), signed by `key`.
+pub fn csr_pem(common_names: &[&str], key: &PKey<Private>) -> String {
+    let mut name = X509NameBuilder::new().unwrap();
+    for cn in common_names {
+        name.append_entry_by_nid_with_type(Nid::COMMONNAME, cn, Asn1Type::UTF8STRING)
+            .unwrap();
+    }
+    let mut req = X509ReqBuilder::new().unwrap();
+    req.set_subject_name(&name.build()).unwrap();
+    req.set_pubkey(key).unwrap();
+    let digest = match key.id() {
+        openssl::pkey::Id::ED25519 => MessageDigest::null(),
+        _ => MessageDigest::sha256(),
+    };
+    req.sign(key, digest).unwrap();
+    String::from_utf8(req.build().to_pem().unwrap()).unwrap()
+}
+
+/// A key and CSR made with the openssl command line in `dir`, as a user
+/// would (`openssl req -new -nodes <key_args> -subj <subject>`), the key
+/// mode 0600; returns the paths of `<stem>.key` and `<stem>.csr`.
+pub fn openssl_csr(dir: &Path, stem: &str, subject: &str, key_args: &[&str]) -> (PathBuf, PathBuf) {
+    let key = format!("{stem}.key");
+    let csr = format!("{stem}.csr");
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(key_args);
+    args.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", subject]);
+    crate::openssl(dir, &args);
+    fs::set_permissions(dir.join(&key), fs::Permissions::from_mode(0o600)).unwrap();
+    (dir.join(key), dir.join(csr))
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
-    Asn1Time::from_unix(now + secs).unwrap()
+        .as_secs() as i64
+}
+
+/// An ASN.1 time as seconds since the Unix epoch.
+pub fn unix_time(time: &Asn1TimeRef) -> i64 {
+    let diff = Asn1Time::from_unix(0).unwrap().diff(time).unwrap();
+    i64::from(diff.days) * 86_400 + i64::from(diff.secs)
+}
+
+/// The ASN.1 time `secs` seconds from now (negative: in the past).
+pub fn time_from_now(secs: i64) -> Asn1Time {
+    Asn1Time::from_unix(unix_now() + secs).unwrap()
+}
+
+/// Whole days from now until `time`, as `Asn1Time::diff` counts them
+/// (towards zero).
+pub fn days_until(time: &Asn1TimeRef) -> i64 {
+    (unix_time(time) - unix_now()) / 86_400
 }
 
 /// Writes `contents` to `path` with `mode`.

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use openssl::x509::X509;
-use pgssl_tests::{seed_recipe, Ca, CertFiles, CertSpec, KeyType, TlsCluster};
+use pgssl_tests::{
+    days_until, seed_recipe, unix_time, Ca, CertFiles, CertSpec, KeyType, TlsCluster,
+};
 
 /// Every line requires TLS; a well-configured server.
 const GOOD_HBA: &str = "\
@@ -99,12 +101,7 @@ fn cert_lines_without_ssl_ca_file_fail() {
 /// next reload will load (the server would refuse some of these at start).
 fn replace_server_files(cluster: &TlsCluster, spec: &CertSpec) {
     let issued = cluster.ca.issue(spec);
-    cluster.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-    cluster.write_data_file(
-        "server.key",
-        &issued.key.private_key_to_pem_pkcs8().unwrap(),
-        0o600,
-    );
+    cluster.write_server_files(&issued);
 }
 
 #[test]
@@ -179,17 +176,8 @@ fn the_seed_server_certificate_is_v1_without_sans() {
     assert_eq!(info["signature_algorithm"], "sha256WithRSAEncryption");
     assert_eq!(info["chain"], serde_json::json!([]));
     // The expiry the openssl command line set (-days 365), to the second.
-    let days_left = openssl::asn1::Asn1Time::days_from_now(0)
-        .unwrap()
-        .diff(seed.not_after())
-        .unwrap()
-        .days;
-    assert_eq!(info["days_left"], i64::from(days_left));
-    let epoch = openssl::asn1::Asn1Time::from_unix(0)
-        .unwrap()
-        .diff(seed.not_after())
-        .unwrap();
-    let not_after = i64::from(epoch.days) * 86_400 + i64::from(epoch.secs);
+    assert_eq!(info["days_left"], days_until(seed.not_after()));
+    let not_after = unix_time(seed.not_after());
     let reported = cluster.sql(&format!(
         "SELECT extract(epoch FROM (pgssl.server_cert()->>'not_after')::timestamptz)::bigint = {not_after}"
     ));

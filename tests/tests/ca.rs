@@ -4,26 +4,16 @@
 //! restart; every refusal is an ERROR with its SQLSTATE and leaves no row.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use openssl::asn1::Asn1Type;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
-use pgssl_tests::{openssl, seed_recipe, CertFiles, TlsCluster};
+use openssl::pkey::PKey;
+use openssl::x509::{X509NameBuilder, X509};
+use pgssl_tests::{
+    csr_pem, openssl_csr, openssl_stdout, seed_recipe, wait_until, CertFiles, KeyType, TlsCluster,
+};
 
 // ---------------------------------------------------------------- helpers
-
-/// Connection string for `role` over the Unix socket (`local all all trust`).
-fn socket(cluster: &TlsCluster, role: &str) -> String {
-    format!(
-        "host={} port={} dbname=postgres user={role}",
-        cluster.socket_dir.display(),
-        cluster.port
-    )
-}
 
 /// Runs `sql` from a file (no size limit), errors with their SQLSTATE.
 fn run_sql(cluster: &TlsCluster, conninfo: &str, sql: &str) -> Output {
@@ -41,7 +31,7 @@ fn run_sql(cluster: &TlsCluster, conninfo: &str, sql: &str) -> Output {
 
 /// `sql` as `role` over the socket; stdout, or panics with stderr.
 fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
-    let out = run_sql(cluster, &socket(cluster, role), sql);
+    let out = run_sql(cluster, &cluster.socket_conninfo(role), sql);
     assert!(
         out.status.success(),
         "as {role}: {sql}\nfailed: {}",
@@ -54,7 +44,7 @@ fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
 
 /// Asserts that `sql` as `role` fails with `sqlstate`; returns the error text.
 fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> String {
-    let out = run_sql(cluster, &socket(cluster, role), sql);
+    let out = run_sql(cluster, &cluster.socket_conninfo(role), sql);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "as {role}: {sql:.200} succeeded");
     assert!(
@@ -68,22 +58,6 @@ fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> 
 fn lit(text: &str) -> String {
     assert!(!text.contains("$pgssl$"));
     format!("$pgssl${text}$pgssl$")
-}
-
-/// A key and CSR made with the openssl command line; returns (key, csr) paths.
-fn cli_csr(dir: &Path, stem: &str, subject: &str, key_args: &[&str]) -> (PathBuf, PathBuf) {
-    let key = format!("{stem}.key");
-    let csr = format!("{stem}.csr");
-    let mut args = vec!["req", "-new", "-nodes"];
-    args.extend_from_slice(key_args);
-    args.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", subject]);
-    openssl(dir, &args);
-    fs::set_permissions(
-        dir.join(&key),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    (dir.join(key), dir.join(csr))
 }
 
 const EC_P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
@@ -102,11 +76,11 @@ fn set_and_reload(cluster: &TlsCluster, name: &str, value: &str) {
         &format!("LOAD 'pgssl'; ALTER SYSTEM SET {name} = '{value}'"),
     );
     cluster.sql("SELECT pg_reload_conf()");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cluster.sql(&format!("SELECT current_setting('{name}', true)")) != value {
-        assert!(Instant::now() < deadline, "{name} was not reloaded");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("{name} to be reloaded"),
+        Duration::from_secs(20),
+        || cluster.sql(&format!("SELECT current_setting('{name}', true)")) == value,
+    );
 }
 
 /// Creates a login role, allowed to enroll.
@@ -119,7 +93,7 @@ fn enrollable_role(cluster: &TlsCluster, role: &str) {
 /// `role` enrolls with a CLI-made key and CSR; returns the files psql uses.
 fn enroll_with_cli(cluster: &TlsCluster, role: &str, key_args: &[&str]) -> CertFiles {
     let dir = cluster.dir("clients");
-    let (key, csr) = cli_csr(&dir, role, &format!("/CN={role}"), key_args);
+    let (key, csr) = openssl_csr(&dir, role, &format!("/CN={role}"), key_args);
     let csr = fs::read_to_string(csr).unwrap();
     let pem = as_role(
         cluster,
@@ -162,42 +136,6 @@ fn registry_count(cluster: &TlsCluster) -> i64 {
         .sql("SELECT count(*) FROM pgssl.issued_certs")
         .parse()
         .unwrap()
-}
-
-/// A CSR minted with the openssl crate: CN entries as given (raw UTF8String
-/// values, so NUL and newline can be put in), signed by a fresh P-256 key.
-fn crate_csr(cns: &[&str]) -> String {
-    let key = p256();
-    let mut name = X509NameBuilder::new().unwrap();
-    for cn in cns {
-        name.append_entry_by_nid_with_type(Nid::COMMONNAME, cn, Asn1Type::UTF8STRING)
-            .unwrap();
-    }
-    let mut req = X509ReqBuilder::new().unwrap();
-    req.set_subject_name(&name.build()).unwrap();
-    req.set_pubkey(&key).unwrap();
-    req.sign(&key, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    String::from_utf8(req.build().to_pem().unwrap()).unwrap()
-}
-
-fn p256() -> PKey<Private> {
-    let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
-}
-
-fn openssl_text(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A cluster whose client CA is a fresh pgssl CA of `key_type`.
@@ -249,7 +187,7 @@ fn enroll_then_verify_full_login_with_the_pgssl_ca() {
     assert!(serial.len() >= 16, "at least 64 bits: {serial}");
 
     // The issued certificate has exactly the profile's extensions.
-    let text = openssl_text(
+    let text = openssl_stdout(
         files.cert.parent().unwrap(),
         &[
             "x509",
@@ -302,19 +240,8 @@ fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
     // The seed's own client command (RSA, -text: text around the PEM block).
     enrollable_role(&cluster, "bob");
     let dir = cluster.dir("clients");
-    openssl(
-        &dir,
-        &[
-            "req", "-new", "-nodes", "-text", "-out", "bob.csr", "-keyout", "bob.key", "-subj",
-            "/CN=bob",
-        ],
-    );
-    fs::set_permissions(
-        dir.join("bob.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let csr = fs::read_to_string(dir.join("bob.csr")).unwrap();
+    let (key, csr) = openssl_csr(&dir, "bob", "/CN=bob", &["-text"]);
+    let csr = fs::read_to_string(csr).unwrap();
     assert!(csr.starts_with("Certificate Request:"));
     let pem = as_role(
         &cluster,
@@ -324,7 +251,7 @@ fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
     fs::write(dir.join("bob.crt"), format!("{pem}\n")).unwrap();
     let bob = CertFiles {
         cert: dir.join("bob.crt"),
-        key: dir.join("bob.key"),
+        key,
     };
     assert_eq!(
         login_ok(
@@ -336,7 +263,7 @@ fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
         "bob CN=root-client-ca"
     );
     // openssl agrees the chain is good and the signature is SHA-256 RSA.
-    let verify = openssl_text(
+    let verify = openssl_stdout(
         &dir,
         &[
             "verify",
@@ -348,7 +275,7 @@ fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
         ],
     );
     assert!(verify.contains("bob.crt: OK"), "{verify}");
-    let text = openssl_text(&dir, &["x509", "-noout", "-text", "-in", "bob.crt"]);
+    let text = openssl_stdout(&dir, &["x509", "-noout", "-text", "-in", "bob.crt"]);
     assert!(text.contains("sha256WithRSAEncryption"), "{text}");
     assert!(
         text.contains("Digital Signature, Key Encipherment"),
@@ -373,7 +300,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
         cluster.data_dir.join("pgssl.crl").display().to_string()
     );
     let started = cluster.sql("SELECT pg_postmaster_start_time()");
-    wait_for(|| {
+    wait_until("alice to log in", Duration::from_secs(20), || {
         login(&cluster, "alice", &alice, "SELECT 1")
             .status
             .success()
@@ -417,7 +344,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
 
     let path = cluster.sql("SELECT pgssl.install_crl()");
     // Refused as soon as the reload is through; bob's certificate still works.
-    wait_for(|| {
+    wait_until("alice to be refused", Duration::from_secs(20), || {
         !login(&cluster, "alice", &alice, "SELECT 1")
             .status
             .success()
@@ -439,7 +366,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
     let dir = cluster.dir("crl");
     fs::write(dir.join("ca.crt"), cluster.sql("SELECT pgssl.ca_cert()")).unwrap();
     fs::copy(&path, dir.join("installed.crl")).unwrap();
-    let text = openssl_text(
+    let text = openssl_stdout(
         &dir,
         &[
             "crl",
@@ -460,7 +387,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
     );
     let next = cluster.sql("SELECT pgssl.crl(30)");
     fs::write(dir.join("next.crl"), next).unwrap();
-    let text = openssl_text(
+    let text = openssl_stdout(
         &dir,
         &[
             "crl", "-in", "next.crl", "-CAfile", "ca.crt", "-noout", "-text",
@@ -473,21 +400,13 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
     assert_no_crash(&cluster);
 }
 
-fn wait_for(mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_csr_asking_for_ca_true_gets_a_certificate_that_cannot_sign() {
     let cluster = pgssl_ca_cluster("ec-p256");
     enrollable_role(&cluster, "mallory");
     cluster.sql("CREATE ROLE victim LOGIN");
     let dir = cluster.dir("clients");
-    let (key, csr) = cli_csr(
+    let (key, csr) = openssl_csr(
         &dir,
         "mallory",
         "/CN=mallory",
@@ -513,7 +432,7 @@ fn a_csr_asking_for_ca_true_gets_a_certificate_that_cannot_sign() {
         &format!("SELECT pgssl.enroll({})", lit(&csr_text)),
     );
     fs::write(dir.join("mallory.crt"), format!("{pem}\n")).unwrap();
-    let text = openssl_text(&dir, &["x509", "-noout", "-text", "-in", "mallory.crt"]);
+    let text = openssl_stdout(&dir, &["x509", "-noout", "-text", "-in", "mallory.crt"]);
     assert!(text.contains("CA:FALSE"), "{text}");
     assert!(!text.contains("Certificate Sign"), "{text}");
     assert!(!text.contains("Server Authentication"), "{text}");
@@ -531,7 +450,7 @@ fn a_csr_asking_for_ca_true_gets_a_certificate_that_cannot_sign() {
     // and presents the chain victim -> mallory.
     let mallory_cert = X509::from_pem(pem.as_bytes()).unwrap();
     let mallory_key = PKey::private_key_from_pem(&fs::read(&key).unwrap()).unwrap();
-    let victim_key = p256();
+    let victim_key = KeyType::EcP256.generate();
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", "victim").unwrap();
     let mut b = X509::builder().unwrap();
@@ -581,7 +500,7 @@ fn a_csr_asking_for_ca_true_gets_a_certificate_that_cannot_sign() {
 fn privileges() {
     let cluster = pgssl_ca_cluster("ed25519");
     cluster.sql("CREATE ROLE nobody LOGIN");
-    let csr = lit(&crate_csr(&["nobody"]));
+    let csr = lit(&csr_pem(&["nobody"], &KeyType::EcP256.generate()));
     for sql in [
         format!("SELECT pgssl.sign_csr({csr})"),
         format!("SELECT pgssl.enroll({csr})"),
@@ -616,7 +535,7 @@ fn privileges() {
     );
     let out = run_sql(
         &cluster,
-        &socket(&cluster, "nobody"),
+        &cluster.socket_conninfo("nobody"),
         "SET pgssl.ca_cert_file = '/tmp/mine.crt'; SELECT pgssl.ca_cert() IS NOT NULL",
     );
     assert!(out.status.success());
@@ -624,7 +543,7 @@ fn privileges() {
 
     // A DBA's grant of sign_csr lets a role sign for any CN; issued_by says who.
     cluster.sql("GRANT EXECUTE ON FUNCTION pgssl.sign_csr(text, integer) TO nobody");
-    let other = lit(&crate_csr(&["someone else"]));
+    let other = lit(&csr_pem(&["someone else"], &KeyType::EcP256.generate()));
     as_role(
         &cluster,
         "nobody",
@@ -684,7 +603,7 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
     let su = "postgres";
     let dir = cluster.dir("bad");
     let cli = |stem: &str, subject: &str, key_args: &[&str]| {
-        fs::read_to_string(cli_csr(&dir, stem, subject, key_args).1).unwrap()
+        fs::read_to_string(openssl_csr(&dir, stem, subject, key_args).1).unwrap()
     };
 
     let mut cases: Vec<(&str, String, &str)> = vec![
@@ -697,8 +616,16 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
             lit(&cli("twocn", "/CN=a/CN=b", EC_P256)),
             "22023",
         ),
-        ("CN with NUL", lit(&crate_csr(&["ali\0ce"])), "22023"),
-        ("CN with newline", lit(&crate_csr(&["alice\nbob"])), "22023"),
+        (
+            "CN with NUL",
+            lit(&csr_pem(&["ali\0ce"], &KeyType::EcP256.generate())),
+            "22023",
+        ),
+        (
+            "CN with newline",
+            lit(&csr_pem(&["alice\nbob"], &KeyType::EcP256.generate())),
+            "22023",
+        ),
         (
             "RSA-1024",
             lit(&cli("rsa1024", "/CN=alice", &["-newkey", "rsa:1024"])),
@@ -707,7 +634,7 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
         ("2 MB", lit(&"A".repeat(2 * 1024 * 1024)), "22023"),
     ];
     // A CSR whose signature does not verify: one byte of its signature flipped.
-    let good = crate_csr(&["alice"]);
+    let good = csr_pem(&["alice"], &KeyType::EcP256.generate());
     let mut der = openssl::x509::X509Req::from_pem(good.as_bytes())
         .unwrap()
         .to_der()
@@ -844,99 +771,19 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
     assert_no_crash(&cluster);
 }
 
-/// A streaming standby of `primary`, stopped on drop.
-struct Standby {
-    data_dir: PathBuf,
-    port: u16,
-}
-
-impl Standby {
-    fn start(primary: &TlsCluster) -> Standby {
-        let parent = primary.dir("standby");
-        std::process::Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&parent)
-            .status()
-            .unwrap();
-        let data_dir = parent.join("data");
-        let bin = pgssl_tests::pg_bindir();
-        let as_postgres = |program: &str| {
-            let mut cmd = std::process::Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
-            cmd
-        };
-        let out = as_postgres("pg_basebackup")
-            .arg("-D")
-            .arg(&data_dir)
-            .args(["-R", "-X", "stream", "-U", "postgres", "-h"])
-            .arg(&primary.socket_dir)
-            .args(["-p", &primary.port.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = as_postgres("pg_ctl")
-            .arg("-D")
-            .arg(&data_dir)
-            .arg("-l")
-            .arg(data_dir.join("server.log"))
-            .args(["-o", &format!("-p {port}"), "-w", "-t", "60", "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Standby { data_dir, port }
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(pgssl_tests::pg_bindir().join("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-    }
-}
-
 #[test]
 fn a_standby_refuses_to_sign_with_25006() {
-    let cluster = TlsCluster::builder()
-        .hba(&format!(
-            "local replication all trust\n{}",
-            pgssl_tests::DEFAULT_HBA
-        ))
-        .start();
+    let cluster = TlsCluster::builder().replication().start();
     cluster.sql("SELECT pgssl.init_ca() IS NOT NULL");
-    let standby = Standby::start(&cluster);
-    let conninfo = format!(
-        "host={} port={} dbname=postgres user=postgres",
-        cluster.socket_dir.display(),
-        standby.port
-    );
-    assert_eq!(
-        cluster.psql_ok(&conninfo, "SELECT pg_is_in_recovery()"),
-        "t"
-    );
+    let standby = cluster.start_standby();
+    let conninfo = standby.socket_conninfo("postgres");
+    assert_eq!(standby.sql("SELECT pg_is_in_recovery()"), "t");
     // The CA certificate is readable there; nothing that writes runs.
     assert_eq!(
-        cluster.psql_ok(&conninfo, "SELECT pgssl.ca_cert()"),
+        standby.sql("SELECT pgssl.ca_cert()"),
         cluster.sql("SELECT pgssl.ca_cert()")
     );
-    let csr = lit(&crate_csr(&["postgres"]));
+    let csr = lit(&csr_pem(&["postgres"], &KeyType::EcP256.generate()));
     for sql in [
         format!("SELECT pgssl.sign_csr({csr})"),
         format!("SELECT pgssl.enroll({csr})"),
@@ -945,7 +792,7 @@ fn a_standby_refuses_to_sign_with_25006() {
         "SELECT pgssl.install_crl()".into(),
         "SELECT pgssl.init_ca()".into(),
     ] {
-        let out = run_sql(&cluster, &conninfo, &sql);
+        let out = run_sql(&standby, &conninfo, &sql);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("ERROR:  25006:") && stderr.contains("during recovery"),
@@ -965,7 +812,7 @@ fn check_config_flags_revocations_the_server_does_not_enforce() {
     assert_eq!(status(), "ok");
     cluster.sql(&format!(
         "SELECT pgssl.sign_csr({}) IS NOT NULL",
-        lit(&crate_csr(&["carol"]))
+        lit(&csr_pem(&["carol"], &KeyType::EcP256.generate()))
     ));
     let serial = cluster.sql("SELECT serial FROM pgssl.issued_certs");
     cluster.sql(&format!("SELECT pgssl.revoke('{serial}', 'superseded')"));

@@ -99,14 +99,7 @@ fn setups() -> Vec<Setup> {
         spec.dns = vec!["db.example.com".into()];
         spec.ips = vec![];
         let issued = s.cluster.ca.issue(&spec);
-        s.cluster
-            .write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-        s.cluster.write_data_file(
-            "server.key",
-            &issued.key.private_key_to_pem_pkcs8().unwrap(),
-            0o600,
-        );
-        s.cluster.pg_ctl("restart");
+        s.cluster.serve_and_restart(&issued);
     }
 
     // 4. A server certificate from a CA the client does not trust.
@@ -124,14 +117,7 @@ fn setups() -> Vec<Setup> {
             .cluster
             .ca
             .issue(&CertSpec::server().validity(-2 * 86_400, -86_400));
-        s.cluster
-            .write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-        s.cluster.write_data_file(
-            "server.key",
-            &issued.key.private_key_to_pem_pkcs8().unwrap(),
-            0o600,
-        );
-        s.cluster.pg_ctl("restart");
+        s.cluster.serve_and_restart(&issued);
     }
 
     // 6. A server certificate the client's CRL revokes.
@@ -139,14 +125,7 @@ fn setups() -> Vec<Setup> {
     {
         let s = out.last_mut().unwrap();
         let issued = s.cluster.ca.issue(&CertSpec::server());
-        s.cluster
-            .write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-        s.cluster.write_data_file(
-            "server.key",
-            &issued.key.private_key_to_pem_pkcs8().unwrap(),
-            0o600,
-        );
-        s.cluster.pg_ctl("restart");
+        s.cluster.serve_and_restart(&issued);
         let crl = s.cluster.client_dir.join("revoked.crl");
         pgssl_tests::pki::write_file(&crl, &s.cluster.ca.crl(&[&issued.cert]), 0o644);
         s.extra = format!("sslcrl={}", crl.display());

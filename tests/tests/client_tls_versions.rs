@@ -55,13 +55,7 @@ async fn versions_and_key_types_match_psql() {
 
     let ed = TlsCluster::builder().hba(hba).without_extension().start();
     let issued = ed.ca.issue(&CertSpec::server().key_type(KeyType::Ed25519));
-    ed.write_data_file("server.crt", &issued.cert.to_pem().unwrap(), 0o644);
-    ed.write_data_file(
-        "server.key",
-        &issued.key.private_key_to_pem_pkcs8().unwrap(),
-        0o600,
-    );
-    ed.pg_ctl("restart");
+    ed.serve_and_restart(&issued);
     let root = ed.root_cert.display().to_string();
     clusters.push(("Ed25519", ed, root));
 

@@ -19,11 +19,7 @@ fn regress_dir() -> PathBuf {
 fn run_script(cluster: &TlsCluster, script: &Path) -> String {
     let out_path = cluster.dir("regress").join("out.txt");
     let out = fs::File::create(&out_path).unwrap();
-    let conninfo = format!(
-        "host={} port={} dbname=postgres user=postgres",
-        cluster.socket_dir.display(),
-        cluster.port
-    );
+    let conninfo = cluster.socket_conninfo("postgres");
     let status =
         pgssl_tests::clean_command(&pgssl_tests::pg_bindir().join("psql"), &cluster.dir("home"))
             .args(["-X", "-a", "-q", "-v", "VERBOSITY=verbose", "-d", &conninfo])

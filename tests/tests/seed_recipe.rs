@@ -17,12 +17,11 @@ fn seed_cluster() -> (TlsCluster, tempfile::TempDir) {
 fn psql_verify_full_with_the_seed_files_reports_cn_postgres() {
     let (cluster, files) = seed_cluster();
     let dir = files.path().display();
-    // The seed's own command line, on the test cluster's port.
-    let conninfo = format!(
-        "sslrootcert={dir}/ca.crt sslcert={dir}/client.crt sslkey={dir}/client.key \
-         host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=verify-full",
-        cluster.port
-    );
+    // The seed's own connection options, on the test cluster's port.
+    let conninfo = cluster.conninfo(&format!(
+        "user=postgres sslmode=verify-full \
+         sslrootcert={dir}/ca.crt sslcert={dir}/client.crt sslkey={dir}/client.key"
+    ));
     let out = cluster.psql_ok(
         &conninfo,
         "SELECT pgssl.client_cn(), pgssl.client_dn(), pgssl.issuer_dn(), pgssl.ssl_is_used()",
@@ -51,14 +50,16 @@ fn the_seed_server_side_check_with_pgsslrootcert_and_require() {
     // "Server sides Authorization": PGSSLROOTCERT=ca.crt with sslmode=require
     // verifies the chain (libpq treats require + a root certificate as verify-ca).
     let out = cluster
-        .psql_command(&format!(
-            "host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=require sslcert={} sslkey={}",
-            cluster.port,
+        .psql_command(&cluster.conninfo(&format!(
+            "user=postgres sslmode=require sslcert={} sslkey={}",
             dir.join("client.crt").display(),
             dir.join("client.key").display()
-        ))
+        )))
         .env("PGSSLROOTCERT", dir.join("ca.crt"))
-        .args(["-c", "SELECT pgssl.ssl_version() IS NOT NULL, pgssl.client_cn()"])
+        .args([
+            "-c",
+            "SELECT pgssl.ssl_version() IS NOT NULL, pgssl.client_cn()",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -70,10 +71,7 @@ fn the_seed_server_side_check_with_pgsslrootcert_and_require() {
 
     // With the client CA as the root instead, the server's chain does not verify.
     let out = cluster
-        .psql_command(&format!(
-            "host=127.0.0.1 port={} dbname=postgres user=postgres sslmode=require",
-            cluster.port
-        ))
+        .psql_command(&cluster.conninfo("user=postgres sslmode=require"))
         .env("PGSSLROOTCERT", dir.join("ca-client.crt"))
         .args(["-c", "SELECT 1"])
         .output()

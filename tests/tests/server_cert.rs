@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use pgssl_tests::TlsCluster;
+use pgssl_tests::{wait_until, TlsCluster};
 use serde_json::Value;
 
 fn issue(cluster: &TlsCluster, hostnames: &str) -> Value {
@@ -58,11 +59,10 @@ fn server_ca_file(cluster: &TlsCluster) -> std::path::PathBuf {
 
 fn verify_full_to(cluster: &TlsCluster, host: &str, root: &std::path::Path) -> String {
     cluster.sql("DO $$ BEGIN CREATE ROLE bob LOGIN PASSWORD 'pw' IN ROLE scram_users; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
-    let conninfo = format!(
-        "host={host} port={} dbname=postgres user=bob password=pw sslmode=verify-full sslrootcert={}",
-        cluster.port,
+    let conninfo = cluster.conninfo(&format!(
+        "host={host} user=bob password=pw sslmode=verify-full sslrootcert={}",
         root.display()
-    );
+    ));
     cluster.psql_ok(&conninfo, "SELECT pgssl.ssl_version() IS NOT NULL")
 }
 
@@ -110,11 +110,10 @@ fn rotation_keeps_open_connections_and_serves_the_new_certificate() {
     verify_full_to(&cluster, "127.0.0.1", &root);
 
     // A session opened before the rotation.
-    let conninfo = format!(
-        "host=127.0.0.1 port={} dbname=postgres user=bob password=pw sslmode=verify-full sslrootcert={}",
-        cluster.port,
+    let conninfo = cluster.conninfo(&format!(
+        "user=bob password=pw sslmode=verify-full sslrootcert={}",
         root.display()
-    );
+    ));
     let mut open = cluster
         .psql_command(&conninfo)
         .stdin(Stdio::piped())
@@ -134,14 +133,11 @@ fn rotation_keeps_open_connections_and_serves_the_new_certificate() {
     switch_to(&cluster, &second);
 
     // New connections get the new certificate, from the same server CA.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while presented_serial(&cluster) != second["serial_hex"].as_str().unwrap() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new certificate was never served"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(
+        "the new certificate to be served",
+        Duration::from_secs(10),
+        || presented_serial(&cluster) == second["serial_hex"].as_str().unwrap(),
+    );
     assert_eq!(verify_full_to(&cluster, "localhost", &root), "t");
     assert_eq!(
         cluster.sql("SELECT pg_postmaster_start_time()"),
@@ -177,11 +173,7 @@ fn bad_input_is_an_error_with_its_sqlstate_and_leaves_nothing_behind() {
     let cluster = TlsCluster::start();
     cluster.sql("CREATE ROLE mallory LOGIN PASSWORD 'pw' IN ROLE scram_users; GRANT EXECUTE ON FUNCTION pgssl.issue_server_cert(text[], integer) TO mallory");
     let before = data_dir_listing(&cluster);
-    let superuser = format!(
-        "host={} port={} dbname=postgres user=postgres",
-        cluster.socket_dir.display(),
-        cluster.port
-    );
+    let superuser = cluster.socket_conninfo("postgres");
     let mallory = format!("{} password=pw", cluster.verify_full("mallory", None));
     let cases = [
         (

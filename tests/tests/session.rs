@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
-use pgssl_tests::{CertFiles, TlsCluster};
+use pgssl_tests::{unix_time, CertFiles, TlsCluster};
 use serde_json::Value;
 
 /// Asserts that sslinfo's `/C=SE/O=Acme/CN=alice` names what our RFC 2253
@@ -27,12 +27,6 @@ fn assert_same_dn(rfc2253: &Value, sslinfo: &Value) {
 
 fn cert_of(files: &CertFiles) -> X509 {
     X509::from_pem(&std::fs::read(&files.cert).unwrap()).unwrap()
-}
-
-fn unix(t: &openssl::asn1::Asn1TimeRef) -> i64 {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).unwrap();
-    let d = epoch.diff(t).unwrap();
-    i64::from(d.days) * 86_400 + i64::from(d.secs)
 }
 
 const EVERYTHING: &str = "
@@ -112,8 +106,8 @@ fn every_function_matches_sslinfo_and_the_certificate() {
     let serial = cert.serial_number().to_bn().unwrap();
     assert_eq!(v["client_serial"], serial.to_dec_str().unwrap().to_string());
     assert_eq!(v["client_serial_hex"], hex::encode(serial.to_vec()));
-    assert_eq!(v["not_before"], unix(cert.not_before()));
-    assert_eq!(v["not_after"], unix(cert.not_after()));
+    assert_eq!(v["not_before"], unix_time(cert.not_before()));
+    assert_eq!(v["not_after"], unix_time(cert.not_after()));
     assert_eq!(
         v["fingerprint"],
         hex::encode(cert.digest(MessageDigest::sha256()).unwrap())

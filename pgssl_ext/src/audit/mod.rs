@@ -10,23 +10,16 @@ use std::path::PathBuf;
 
 use openssl::pkey::PKey;
 use openssl::x509::X509;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
-use crate::ca::functions::now;
-use crate::ca::resolve_path;
+use crate::backend::{now, resolve_path, setting};
 use crate::cert;
 use crate::error::{FileProblem, PgsslError};
 use crate::timestamps;
 use checks::{Facts, HbaRule, ServerCertFacts};
-
-fn setting(name: &str) -> String {
-    Spi::get_one_with_args::<String>("SELECT current_setting($1, true)", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
 
 /// The certificates of `ssl_cert_file`: the server's own first, then its chain.
 fn read_server_chain() -> Result<(PathBuf, Vec<X509>), PgsslError> {
@@ -74,13 +67,13 @@ fn describe(c: &X509, now: i64) -> Value {
 
 /// The certificate the server presents (`ssl_cert_file`), and the chain after it.
 #[pg_extern(volatile, parallel_restricted)]
-fn server_cert() -> JsonB {
-    let (path, certs) = read_server_chain().unwrap_or_else(|e| e.report());
+fn server_cert() -> Result<JsonB, ErrorReport> {
+    let (path, certs) = read_server_chain()?;
     let now = now();
     let mut info = describe(&certs[0], now);
     info["file"] = json!(path.display().to_string());
     info["chain"] = Value::Array(certs[1..].iter().map(|c| describe(c, now)).collect());
-    JsonB(info)
+    Ok(JsonB(info))
 }
 
 fn server_cert_facts(c: &X509, now: i64) -> ServerCertFacts {
@@ -169,13 +162,7 @@ fn revoked_certs() -> Option<i64> {
 }
 
 fn client_ca_not_after() -> Option<i64> {
-    let configured = setting("pgssl.ca_cert_file");
-    let file = if configured.is_empty() {
-        "pgssl_ca.crt".to_string()
-    } else {
-        configured
-    };
-    let pem = std::fs::read(resolve_path(&file)).ok()?;
+    let pem = std::fs::read(crate::gucs::ca_cert_file()).ok()?;
     let ca = X509::from_pem(&pem).ok()?;
     cert::unix_seconds(ca.not_after())
 }

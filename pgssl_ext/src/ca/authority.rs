@@ -137,12 +137,42 @@ pub enum CaFile {
     Key,
 }
 
-impl fmt::Display for CaFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Certificate => "CA certificate",
-            Self::Key => "CA private key",
-        })
+impl CaFile {
+    /// E.g. "server CA private key".
+    fn name(self, role: CaRole) -> String {
+        match self {
+            Self::Certificate => format!("{} certificate", role.label()),
+            Self::Key => format!("{} private key", role.label()),
+        }
+    }
+}
+
+/// Which of pgssl's two CAs: the one that signs client certificates, or the
+/// one that signs the server's own. Messages and hints name the right one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRole {
+    /// `pgssl.ca_cert_file` / `pgssl.ca_key_file`, made by `pgssl.init_ca()`.
+    Client,
+    /// `pgssl.server_ca_cert_file` / `pgssl.server_ca_key_file`, made by the
+    /// first `pgssl.issue_server_cert()`.
+    Server,
+}
+
+impl CaRole {
+    /// "CA" or "server CA".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Client => "CA",
+            Self::Server => "server CA",
+        }
+    }
+
+    /// The two settings naming its files.
+    pub fn settings(self) -> &'static str {
+        match self {
+            Self::Client => "pgssl.ca_cert_file and pgssl.ca_key_file",
+            Self::Server => "pgssl.server_ca_cert_file and pgssl.server_ca_key_file",
+        }
     }
 }
 
@@ -212,98 +242,105 @@ pub enum CaError {
     },
 }
 
-impl fmt::Display for CaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl CaError {
+    /// The message, naming the CA of `role`.
+    pub fn message(&self, role: CaRole) -> String {
+        let label = role.label();
         match self {
-            Self::Missing { file, path } => {
-                write!(
-                    f,
-                    "pgssl CA is not configured: {file} file \"{}\" does not exist",
-                    path.display()
-                )
-            }
-            Self::Unreadable { file, path, reason } => {
-                write!(
-                    f,
-                    "could not read {file} file \"{}\": {reason}",
-                    path.display()
-                )
-            }
+            Self::Missing { file, path } => format!(
+                "pgssl {label} is not configured: {} file \"{}\" does not exist",
+                file.name(role),
+                path.display()
+            ),
+            Self::Unreadable { file, path, reason } => format!(
+                "could not read {} file \"{}\": {reason}",
+                file.name(role),
+                path.display()
+            ),
             Self::NotPem {
                 file,
                 path,
                 encrypted: true,
-            } => write!(
-                f,
-                "{file} file \"{}\" holds an encrypted key, which pgssl cannot use",
+            } => format!(
+                "{} file \"{}\" holds an encrypted key, which pgssl cannot use",
+                file.name(role),
                 path.display()
             ),
-            Self::NotPem { file, path, .. } => write!(
-                f,
-                "{file} file \"{}\" does not hold a PEM {}",
+            Self::NotPem { file, path, .. } => format!(
+                "{} file \"{}\" does not hold a PEM {}",
+                file.name(role),
                 path.display(),
                 match file {
                     CaFile::Certificate => "certificate",
                     CaFile::Key => "private key",
                 }
             ),
-            Self::KeyFileOpen { path, mode } => write!(
-                f,
-                "CA private key file \"{}\" has group or world access (mode {mode:04o})",
+            Self::KeyFileOpen { path, mode } => format!(
+                "{label} private key file \"{}\" has group or world access (mode {mode:04o})",
                 path.display()
             ),
-            Self::NotCa { path } => write!(
-                f,
-                "CA certificate file \"{}\" holds a certificate that may not sign certificates",
+            Self::NotCa { path } => format!(
+                "{label} certificate file \"{}\" holds a certificate that may not sign certificates",
                 path.display()
             ),
             Self::KeyMismatch {
                 cert_path,
                 key_path,
-            } => write!(
-                f,
-                "CA private key \"{}\" does not match CA certificate \"{}\"",
+            } => format!(
+                "{label} private key \"{}\" does not match {label} certificate \"{}\"",
                 key_path.display(),
                 cert_path.display()
             ),
-            Self::Exists { file, path } => write!(
-                f,
-                "a CA already exists: {file} file \"{}\" is present",
+            Self::Exists { file, path } => format!(
+                "a {label} already exists: {} file \"{}\" is present",
+                file.name(role),
                 path.display()
             ),
             Self::Write { path, reason } => {
-                write!(f, "could not write file \"{}\": {reason}", path.display())
+                format!("could not write file \"{}\": {reason}", path.display())
             }
         }
     }
-}
 
-impl CaError {
     /// What to do, for the SQL error's HINT.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self, role: CaRole) -> Option<String> {
+        let settings = role.settings();
         match self {
-            Self::Missing { .. } => Some(
-                "Run pgssl.init_ca() as a superuser, or point pgssl.ca_cert_file and \
-                 pgssl.ca_key_file at an existing CA (paths relative to the data directory).",
-            ),
+            Self::Missing { .. } => Some(match role {
+                CaRole::Client => format!(
+                    "Run pgssl.init_ca() as a superuser, or point {settings} at an existing CA \
+                     (paths relative to the data directory)."
+                ),
+                CaRole::Server => format!(
+                    "The first pgssl.issue_server_cert() makes the server CA; or point {settings} \
+                     at an existing CA (paths relative to the data directory)."
+                ),
+            }),
             Self::NotPem {
                 encrypted: true, ..
             } => Some(
-                "Decrypt it with \"openssl pkey -in ca.key -out pgssl_ca.key\" and chmod 0600.",
+                "Decrypt it with \"openssl pkey -in ca.key -out pgssl_ca.key\" and chmod 0600."
+                    .into(),
             ),
-            Self::KeyFileOpen { .. } => {
-                Some("The key file must be owned by the database user with mode 0600 (u=rw).")
-            }
+            Self::KeyFileOpen { .. } => Some(
+                "The key file must be owned by the database user with mode 0600 (u=rw).".into(),
+            ),
             Self::KeyMismatch { .. } => {
-                Some("Set pgssl.ca_cert_file and pgssl.ca_key_file to the two halves of one CA.")
+                Some(format!("Set {settings} to the two halves of one CA."))
             }
             Self::NotCa { .. } => Some(
-                "Use a CA certificate (basicConstraints CA:TRUE), e.g. one made by pgssl.init_ca().",
+                "Use a CA certificate (basicConstraints CA:TRUE), e.g. one made by pgssl.init_ca()."
+                    .into(),
             ),
-            Self::Exists { .. } => Some(
-                "pgssl.init_ca() never overwrites a CA; move the old files away first, \
-                 or use the existing CA.",
-            ),
+            Self::Exists { .. } => Some(match role {
+                CaRole::Client => "pgssl.init_ca() never overwrites a CA; move the old files away \
+                                   first, or use the existing CA."
+                    .into(),
+                CaRole::Server => format!(
+                    "pgssl never overwrites a CA; move both files away, or set {settings} \
+                     to the existing CA."
+                ),
+            }),
             _ => None,
         }
     }

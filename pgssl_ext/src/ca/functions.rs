@@ -9,18 +9,16 @@
 //!
 //! Everything that signs or writes is VOLATILE and PARALLEL UNSAFE.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::Spi;
 
-use super::authority::{self, Authority, CaKeyType, RevokedEntry};
-use super::policy::{self, RevocationReason};
-use super::{
-    resolve, resolve_path, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
-};
+use super::authority::{self, Authority, CaKeyType, CaRole, RevokedEntry};
+use super::policy::{self, RevocationReason, ValidityError};
+use crate::backend::{now, require_superuser, require_writable, resolve_path, session_user};
 use crate::cert;
-use crate::error::PgsslError;
+use crate::error::{internal, PgsslError};
+use crate::gucs;
 
 /// Attempts at a serial number not yet in the registry. With 126 random bits
 /// a second attempt already means something is wrong with the random source.
@@ -28,54 +26,32 @@ const SERIAL_ATTEMPTS: usize = 4;
 /// Longest `next_update_days` of a CRL.
 const MAX_CRL_DAYS: i32 = 366;
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 pub(crate) fn crypto(doing: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> PgsslError {
-    move |e| PgsslError::Internal {
-        doing,
-        reason: e.to_string(),
+    internal(doing)
+}
+
+fn load_ca() -> Result<Authority, PgsslError> {
+    authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
+        .map_err(|e| PgsslError::ca(CaRole::Client, e))
+}
+
+/// A refused validity, naming the CA of `role` when it has expired.
+pub(crate) fn validity_error(e: ValidityError, role: CaRole, null_allowed: bool) -> PgsslError {
+    match e {
+        ValidityError::CaExpired => PgsslError::CaExpired { role },
+        other => PgsslError::InvalidArgument {
+            message: other.to_string(),
+            hint: Some(if null_allowed {
+                format!(
+                    "Ask for 1 to {} days, or NULL for pgssl.default_validity_days ({}).",
+                    gucs::max_validity_days(),
+                    gucs::default_validity_days()
+                )
+            } else {
+                format!("Ask for 1 to {} days.", gucs::max_validity_days())
+            }),
+        },
     }
-}
-
-pub(crate) fn require_superuser(function: &'static str) {
-    // SAFETY: a plain catalog lookup of the current user, valid in any
-    // transaction; it raises its own ERROR if the catalog read fails.
-    if !unsafe { pg_sys::superuser() } {
-        PgsslError::SuperuserOnly { function }.report();
-    }
-}
-
-/// ERROR 25006 on a standby or in a read-only transaction, before anything
-/// is signed: these functions write the registry, files or a sequence.
-fn require_writable(function: &'static str) {
-    // SAFETY: RecoveryInProgress only reads shared memory state and never
-    // raises an error; XactReadOnly is the backend's own flag for the current
-    // transaction, read on the backend's only thread.
-    let (in_recovery, read_only) = unsafe { (pg_sys::RecoveryInProgress(), pg_sys::XactReadOnly) };
-    if in_recovery || read_only {
-        PgsslError::ReadOnly {
-            function,
-            in_recovery,
-        }
-        .report();
-    }
-}
-
-fn load_ca() -> Authority {
-    authority::load_cached(&resolve(&CA_CERT_FILE), &resolve(&CA_KEY_FILE))
-        .unwrap_or_else(|e| PgsslError::Ca(e).report())
-}
-
-fn session_user() -> String {
-    Spi::get_one::<String>("SELECT pg_catalog.session_user()::text")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
 }
 
 /// Makes a new CA: a key of `key_type` and a self-signed CA certificate,
@@ -86,129 +62,126 @@ fn init_ca(
     common_name: default!(&str, "'pgssl client CA'"),
     valid_days: default!(i32, 3650),
     key_type: default!(&str, "'ec-p256'"),
-) -> String {
-    require_superuser("pgssl.init_ca()");
-    require_writable("pgssl.init_ca()");
-    policy::check_common_name(common_name).unwrap_or_else(|e| {
-        PgsslError::InvalidArgument {
-            message: format!("invalid CA common name: {e}"),
-            hint: None,
-        }
-        .report()
-    });
+) -> Result<String, ErrorReport> {
+    Ok(make_client_ca(common_name, valid_days, key_type)?)
+}
+
+fn make_client_ca(
+    common_name: &str,
+    valid_days: i32,
+    key_type: &str,
+) -> Result<String, PgsslError> {
+    require_superuser("pgssl.init_ca()")?;
+    require_writable("pgssl.init_ca()")?;
+    policy::check_common_name(common_name)
+        .map_err(|e| PgsslError::invalid(format!("invalid CA common name: {e}")))?;
     if !(1..=authority::MAX_CA_DAYS).contains(&valid_days) {
-        PgsslError::InvalidArgument {
-            message: format!(
-                "valid_days must be between 1 and {}, not {valid_days}",
-                authority::MAX_CA_DAYS
-            ),
-            hint: None,
-        }
-        .report();
+        return Err(PgsslError::invalid(format!(
+            "valid_days must be between 1 and {}, not {valid_days}",
+            authority::MAX_CA_DAYS
+        )));
     }
-    let kind = CaKeyType::from_name(key_type).unwrap_or_else(|| {
-        PgsslError::InvalidArgument {
-            message: format!("unknown CA key type {key_type:?}"),
-            hint: Some(format!("Use one of: {}.", CaKeyType::names())),
-        }
-        .report()
-    });
-    let (cert_path, key_path) = (resolve(&CA_CERT_FILE), resolve(&CA_KEY_FILE));
+    let kind = CaKeyType::from_name(key_type).ok_or_else(|| PgsslError::InvalidArgument {
+        message: format!("unknown CA key type {key_type:?}"),
+        hint: Some(format!("Use one of: {}.", CaKeyType::names())),
+    })?;
+    let (cert_path, key_path) = (gucs::ca_cert_file(), gucs::ca_key_file());
     // Refuse before spending time on an RSA key.
     for (file, path) in [
         (authority::CaFile::Certificate, &cert_path),
         (authority::CaFile::Key, &key_path),
     ] {
         if path.symlink_metadata().is_ok() {
-            PgsslError::Ca(authority::CaError::Exists {
-                file,
-                path: path.clone(),
-            })
-            .report();
+            return Err(PgsslError::ca(
+                CaRole::Client,
+                authority::CaError::Exists {
+                    file,
+                    path: path.clone(),
+                },
+            ));
         }
     }
-    let key = kind
-        .generate()
-        .unwrap_or_else(|e| crypto("making the CA key")(e).report());
+    let key = kind.generate().map_err(crypto("making the CA key"))?;
     let cert = authority::self_signed_ca(common_name, valid_days, &key, now())
-        .unwrap_or_else(|e| crypto("making the CA certificate")(e).report());
+        .map_err(crypto("making the CA certificate"))?;
     authority::create(&cert_path, &key_path, &cert, &key)
-        .unwrap_or_else(|e| PgsslError::Ca(e).report());
+        .map_err(|e| PgsslError::ca(CaRole::Client, e))?;
     pem_text(cert.to_pem())
 }
 
-fn pem_text(pem: Result<Vec<u8>, openssl::error::ErrorStack>) -> String {
-    let pem = pem.unwrap_or_else(|e| crypto("encoding PEM")(e).report());
-    String::from_utf8(pem).unwrap_or_default()
+pub(crate) fn pem_text(
+    pem: Result<Vec<u8>, openssl::error::ErrorStack>,
+) -> Result<String, PgsslError> {
+    let pem = pem.map_err(crypto("encoding PEM"))?;
+    String::from_utf8(pem).map_err(internal("encoding PEM"))
 }
 
 /// The CA certificate, PEM. Public information: anyone may fetch it to
 /// configure `sslrootcert`/`ssl_ca_file`.
 #[pg_extern(stable, parallel_restricted)]
-fn ca_cert() -> String {
-    let cert = authority::load_certificate(&resolve(&CA_CERT_FILE))
-        .unwrap_or_else(|e| PgsslError::Ca(e).report());
-    pem_text(cert.to_pem())
+fn ca_cert() -> Result<String, ErrorReport> {
+    let cert = authority::load_certificate(&gucs::ca_cert_file())
+        .map_err(|e| PgsslError::ca(CaRole::Client, e))?;
+    Ok(pem_text(cert.to_pem())?)
 }
 
 /// Self-service: signs a CSR whose CN is the session user.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn enroll(csr: Option<&str>, valid_days: default!(Option<i32>, "NULL")) -> Option<String> {
-    Some(issue(csr?, valid_days, true))
+fn enroll(
+    csr: Option<&str>,
+    valid_days: default!(Option<i32>, "NULL"),
+) -> Result<Option<String>, ErrorReport> {
+    let Some(csr) = csr else { return Ok(None) };
+    Ok(Some(issue(csr, valid_days, true)?))
 }
 
 /// For administrators: signs a CSR for any CN.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn sign_csr(csr: Option<&str>, valid_days: default!(Option<i32>, "NULL")) -> Option<String> {
-    Some(issue(csr?, valid_days, false))
+fn sign_csr(
+    csr: Option<&str>,
+    valid_days: default!(Option<i32>, "NULL"),
+) -> Result<Option<String>, ErrorReport> {
+    let Some(csr) = csr else { return Ok(None) };
+    Ok(Some(issue(csr, valid_days, false)?))
 }
 
 /// Checks the CSR, signs it and records it, in this order, so that every
 /// refusal happens before anything is signed; the registry row is written in
 /// the caller's transaction and goes away with it on rollback.
-fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> String {
+fn issue(
+    csr: &str,
+    valid_days: Option<i32>,
+    only_for_session_user: bool,
+) -> Result<String, PgsslError> {
     require_writable(if only_for_session_user {
         "pgssl.enroll()"
     } else {
         "pgssl.sign_csr()"
-    });
-    let checked = policy::check_csr(csr).unwrap_or_else(|e| PgsslError::Csr(e).report());
+    })?;
+    let checked = policy::check_csr(csr)?;
     if only_for_session_user {
         let user = session_user();
         if checked.common_name != user {
-            PgsslError::NotYourName {
+            return Err(PgsslError::NotYourName {
                 presented: checked.common_name,
                 expected: user,
-            }
-            .report();
+            });
         }
     }
-    let days = valid_days.unwrap_or_else(|| DEFAULT_VALIDITY_DAYS.get());
-    let ca = load_ca();
+    let days = valid_days.unwrap_or_else(gucs::default_validity_days);
+    let ca = load_ca()?;
     let ca_not_after = cert::unix_seconds(ca.cert.not_after()).unwrap_or(0);
-    let validity = policy::validity(now(), days, MAX_VALIDITY_DAYS.get(), ca_not_after)
-        .unwrap_or_else(|e| match e {
-            policy::ValidityError::CaExpired => PgsslError::CaExpired.report(),
-            other => PgsslError::InvalidArgument {
-                message: other.to_string(),
-                hint: Some(format!(
-                    "Ask for 1 to {} days, or NULL for pgssl.default_validity_days ({}).",
-                    MAX_VALIDITY_DAYS.get(),
-                    DEFAULT_VALIDITY_DAYS.get()
-                )),
-            }
-            .report(),
-        });
+    let validity = policy::validity(now(), days, gucs::max_validity_days(), ca_not_after)
+        .map_err(|e| validity_error(e, CaRole::Client, true))?;
 
     for _ in 0..SERIAL_ATTEMPTS {
-        let serial =
-            policy::random_serial().unwrap_or_else(|e| crypto("drawing a serial")(e).report());
+        let serial = policy::random_serial().map_err(crypto("drawing a serial"))?;
         let issued =
             policy::issue_client_certificate(&checked, &ca.cert, &ca.key, &serial, validity)
-                .unwrap_or_else(|e| crypto("signing the certificate")(e).report());
-        let pem = pem_text(issued.to_pem());
+                .map_err(crypto("signing the certificate"))?;
+        let pem = pem_text(issued.to_pem())?;
         let recorded = Spi::get_one_with_args::<bool>(
             "INSERT INTO pgssl.issued_certs
                     (serial, common_name, not_before, not_after, fingerprint_sha256,
@@ -238,61 +211,48 @@ fn issue(csr: &str, valid_days: Option<i32>, only_for_session_user: bool) -> Str
                     crate::timestamps::iso8601(validity.not_after).unwrap_or_default(),
                     cert::fingerprint_sha256(&issued).unwrap_or_default()
                 );
-                return pem;
+                return Ok(pem);
             }
             // ON CONFLICT: that serial was issued before; draw another.
             Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => continue,
-            Err(e) => PgsslError::Internal {
-                doing: "recording the certificate",
-                reason: e.to_string(),
-            }
-            .report(),
+            Err(e) => return Err(internal("recording the certificate")(e)),
         }
     }
-    PgsslError::Internal {
+    Err(PgsslError::Internal {
         doing: "drawing a serial number",
         reason: format!("{SERIAL_ATTEMPTS} random serials were all taken"),
-    }
-    .report()
+    })
 }
 
 /// Marks a certificate revoked. `false` when it already was.
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
-    require_writable("pgssl.revoke()");
-    let serial = policy::normalize_serial(serial).unwrap_or_else(|e| {
-        PgsslError::InvalidArgument {
-            message: e.to_string(),
-            hint: None,
-        }
-        .report()
-    });
-    let reason = RevocationReason::from_name(reason).unwrap_or_else(|| {
-        PgsslError::InvalidArgument {
+fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> Result<bool, ErrorReport> {
+    Ok(revoke_serial(serial, reason)?)
+}
+
+fn revoke_serial(serial: &str, reason: &str) -> Result<bool, PgsslError> {
+    require_writable("pgssl.revoke()")?;
+    let serial = policy::normalize_serial(serial)?;
+    let reason =
+        RevocationReason::from_name(reason).ok_or_else(|| PgsslError::InvalidArgument {
             message: format!("unknown revocation reason {reason:?}"),
             hint: Some(format!(
                 "Use an RFC 5280 reason name: {}.",
                 RevocationReason::names()
             )),
-        }
-        .report()
-    });
+        })?;
     let not_yet_revoked = match Spi::get_one_with_args::<bool>(
         "SELECT revoked_at IS NULL FROM pgssl.issued_certs WHERE serial = $1 FOR UPDATE",
         &[serial.as_str().into()],
     ) {
         Ok(found) => found,
         Err(pgrx::spi::SpiError::InvalidPosition) => None,
-        Err(e) => PgsslError::Internal {
-            doing: "looking up the serial",
-            reason: e.to_string(),
-        }
-        .report(),
+        Err(e) => return Err(internal("looking up the serial")(e)),
     };
     match not_yet_revoked {
-        None => PgsslError::UnknownSerial { serial }.report(),
-        Some(false) => false,
+        None => Err(PgsslError::UnknownSerial { serial }),
+        Some(false) => Ok(false),
         Some(true) => {
             Spi::run_with_args(
                 "UPDATE pgssl.issued_certs
@@ -300,14 +260,8 @@ fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
                   WHERE serial = $1",
                 &[serial.as_str().into(), reason.name().into()],
             )
-            .unwrap_or_else(|e| {
-                PgsslError::Internal {
-                    doing: "recording the revocation",
-                    reason: e.to_string(),
-                }
-                .report()
-            });
-            true
+            .map_err(internal("recording the revocation"))?;
+            Ok(true)
         }
     }
 }
@@ -316,33 +270,32 @@ fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> bool {
 /// with the next CRL number.
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn crl(next_update_days: default!(i32, 7)) -> String {
-    require_writable("pgssl.crl()");
-    make_crl(next_update_days)
+fn crl(next_update_days: default!(i32, 7)) -> Result<String, ErrorReport> {
+    require_writable("pgssl.crl()")?;
+    Ok(make_crl(next_update_days)?)
 }
 
-fn make_crl(next_update_days: i32) -> String {
+fn make_crl(next_update_days: i32) -> Result<String, PgsslError> {
     if !(1..=MAX_CRL_DAYS).contains(&next_update_days) {
-        PgsslError::InvalidArgument {
-            message: format!(
-                "next_update_days must be between 1 and {MAX_CRL_DAYS}, not {next_update_days}"
-            ),
-            hint: None,
-        }
-        .report();
+        return Err(PgsslError::invalid(format!(
+            "next_update_days must be between 1 and {MAX_CRL_DAYS}, not {next_update_days}"
+        )));
     }
-    let ca = load_ca();
+    let ca = load_ca()?;
+    // CRL numbers only grow: without a number there is no CRL.
     let number = Spi::get_one::<i64>("SELECT pg_catalog.nextval('pgssl.crl_number')")
-        .ok()
-        .flatten()
-        .unwrap_or(1);
-    let entries = revoked_entries();
+        .map_err(internal("drawing the next CRL number"))?
+        .ok_or_else(|| PgsslError::Internal {
+            doing: "drawing the next CRL number",
+            reason: "nextval returned NULL".into(),
+        })?;
+    let entries = revoked_entries()?;
     let crl = authority::build_crl(&ca, &entries, number, now(), next_update_days)
-        .unwrap_or_else(|e| crypto("signing the CRL")(e).report());
+        .map_err(crypto("signing the CRL"))?;
     pem_text(crl.to_pem())
 }
 
-fn revoked_entries() -> Vec<RevokedEntry> {
+fn revoked_entries() -> Result<Vec<RevokedEntry>, PgsslError> {
     Spi::connect(|client| {
         let rows = client.select(
             "SELECT serial,
@@ -372,46 +325,34 @@ fn revoked_entries() -> Vec<RevokedEntry> {
         }
         Ok::<_, pgrx::spi::SpiError>(entries)
     })
-    .unwrap_or_else(|e| {
-        PgsslError::Internal {
-            doing: "reading revoked certificates",
-            reason: e.to_string(),
-        }
-        .report()
-    })
+    .map_err(internal("reading revoked certificates"))
 }
 
 /// Writes a fresh CRL to the file `ssl_crl_file` names (atomically: write,
 /// then rename) and reloads the configuration, so that new connections with
 /// a revoked certificate are refused. Returns the path written.
 #[pg_extern(volatile, strict, parallel_unsafe)]
-fn install_crl(next_update_days: default!(i32, 7)) -> String {
-    require_superuser("pgssl.install_crl()");
-    require_writable("pgssl.install_crl()");
-    let setting = Spi::get_one::<String>("SELECT pg_catalog.current_setting('ssl_crl_file')")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+fn install_crl(next_update_days: default!(i32, 7)) -> Result<String, ErrorReport> {
+    Ok(write_crl_file(next_update_days)?)
+}
+
+fn write_crl_file(next_update_days: i32) -> Result<String, PgsslError> {
+    require_superuser("pgssl.install_crl()")?;
+    require_writable("pgssl.install_crl()")?;
+    let setting = crate::backend::setting("ssl_crl_file");
     if setting.trim().is_empty() {
-        PgsslError::CrlFileNotSet.report();
+        return Err(PgsslError::CrlFileNotSet);
     }
-    let pem = make_crl(next_update_days);
+    let pem = make_crl(next_update_days)?;
     let path = resolve_path(&setting);
-    authority::write_atomically(&path, pem.as_bytes()).unwrap_or_else(|e| {
-        PgsslError::CrlWrite {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }
-        .report()
-    });
-    Spi::run("SELECT pg_catalog.pg_reload_conf()").unwrap_or_else(|e| {
-        PgsslError::Internal {
-            doing: "reloading the configuration",
-            reason: e.to_string(),
-        }
-        .report()
-    });
-    path.display().to_string()
+    authority::write_atomically(&path, pem.as_bytes()).map_err(|e| PgsslError::FileWrite {
+        what: "CRL",
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Spi::run("SELECT pg_catalog.pg_reload_conf()")
+        .map_err(internal("reloading the configuration"))?;
+    Ok(path.display().to_string())
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -429,7 +370,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "pgssl-pgtest-{}-{}",
             std::process::id(),
-            super::now()
+            crate::backend::now()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let dir = dir.display();

@@ -9,68 +9,42 @@
 
 pub mod profile;
 
-use std::ffi::CString;
 use std::path::Path;
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, JsonB};
+use pgrx::JsonB;
 use serde_json::json;
 
-use crate::ca::authority::{self, Authority, CaError, CaKeyType};
-use crate::ca::functions::{crypto, now, require_superuser};
+use crate::backend::{self, now};
+use crate::ca::authority::{self, Authority, CaError, CaKeyType, CaRole};
+use crate::ca::functions::{crypto, pem_text, validity_error};
 use crate::ca::policy;
-use crate::ca::{resolve, MAX_VALIDITY_DAYS};
 use crate::cert;
 use crate::error::PgsslError;
+use crate::gucs;
 use crate::timestamps;
-
-/// `pgssl.server_ca_cert_file`: the CA that signs server certificates.
-pub static SERVER_CA_CERT_FILE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"pgssl_server_ca.crt"));
-/// `pgssl.server_ca_key_file`: its private key.
-pub static SERVER_CA_KEY_FILE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"pgssl_server_ca.key"));
 
 /// The server CA made on first use.
 const SERVER_CA_NAME: &str = "pgssl server CA";
 const SERVER_CA_DAYS: i32 = 3650;
 
-/// Registers the server CA's settings; called once from `_PG_init`.
-pub fn register_gucs() {
-    GucRegistry::define_string_guc(
-        c"pgssl.server_ca_cert_file",
-        c"CA certificate (PEM) that pgssl signs server certificates with; made on first use.",
-        c"A relative path resolves against the data directory. Clients use it as sslrootcert.",
-        &SERVER_CA_CERT_FILE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"pgssl.server_ca_key_file",
-        c"Private key (PEM, unencrypted, mode 0600) of the pgssl server CA.",
-        c"A relative path resolves against the data directory.",
-        &SERVER_CA_KEY_FILE,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-}
-
 /// The server CA: loaded, or made when neither of its files exists yet.
-fn load_or_create_server_ca() -> (Authority, bool) {
-    let (cert_path, key_path) = (resolve(&SERVER_CA_CERT_FILE), resolve(&SERVER_CA_KEY_FILE));
+fn load_or_create_server_ca() -> Result<(Authority, bool), PgsslError> {
+    let (cert_path, key_path) = (gucs::server_ca_cert_file(), gucs::server_ca_key_file());
     match authority::load_cached(&cert_path, &key_path) {
-        Ok(ca) => (ca, false),
+        Ok(ca) => Ok((ca, false)),
         Err(CaError::Missing { .. }) if !cert_path.exists() && !key_path.exists() => {
             let key = CaKeyType::EcP256
                 .generate()
-                .unwrap_or_else(|e| crypto("making the server CA key")(e).report());
+                .map_err(crypto("making the server CA key"))?;
             let cert = authority::self_signed_ca(SERVER_CA_NAME, SERVER_CA_DAYS, &key, now())
-                .unwrap_or_else(|e| crypto("making the server CA certificate")(e).report());
+                .map_err(crypto("making the server CA certificate"))?;
             authority::create(&cert_path, &key_path, &cert, &key)
-                .unwrap_or_else(|e| PgsslError::Ca(e).report());
-            (Authority { cert, key }, true)
+                .map_err(|e| PgsslError::ca(CaRole::Server, e))?;
+            Ok((Authority { cert, key }, true))
         }
-        Err(e) => PgsslError::Ca(e).report(),
+        Err(e) => Err(PgsslError::ca(CaRole::Server, e)),
     }
 }
 
@@ -89,34 +63,38 @@ fn new_file_names(serial_hex: &str) -> (String, String) {
     (format!("{stem}.crt"), format!("{stem}.key"))
 }
 
-/// Writes the key (0600) and then the certificate, each atomically; when the
-/// certificate cannot be written, the key is removed again.
-fn write_pair(cert_path: &Path, cert_pem: &[u8], key_path: &Path, key_pem: &[u8]) {
-    let failed = |path: &Path, e: std::io::Error| {
-        PgsslError::Ca(CaError::Write {
-            path: path.into(),
-            reason: e.to_string(),
-        })
-        .report()
+/// Writes the key (0600) and then the certificate, each atomically, never
+/// over an existing file; when the certificate cannot be written, the key is
+/// removed again.
+fn write_pair(
+    cert_path: &Path,
+    cert_pem: &[u8],
+    key_path: &Path,
+    key_pem: &[u8],
+) -> Result<(), PgsslError> {
+    let failed = |what, path: &Path, e: std::io::Error| PgsslError::FileWrite {
+        what,
+        path: path.into(),
+        reason: e.to_string(),
     };
-    for (file, path) in [
-        (authority::CaFile::Certificate, cert_path),
-        (authority::CaFile::Key, key_path),
+    for (what, path) in [
+        ("server certificate", cert_path),
+        ("server private key", key_path),
     ] {
         if path.symlink_metadata().is_ok() {
-            PgsslError::Ca(CaError::Exists {
-                file,
+            return Err(PgsslError::FileExists {
+                what,
                 path: path.into(),
-            })
-            .report();
+            });
         }
     }
     authority::write_atomically_with_mode(key_path, key_pem, 0o600)
-        .unwrap_or_else(|e| failed(key_path, e));
+        .map_err(|e| failed("server private key", key_path, e))?;
     if let Err(e) = authority::write_atomically_with_mode(cert_path, cert_pem, 0o644) {
         let _ = std::fs::remove_file(key_path);
-        failed(cert_path, e);
+        return Err(failed("server certificate", cert_path, e));
     }
+    Ok(())
 }
 
 fn sql_literal(text: &str) -> String {
@@ -126,64 +104,52 @@ fn sql_literal(text: &str) -> String {
 /// Signs a server certificate for `hostnames` with the server CA and writes
 /// its key and certificate into the data directory under new names.
 #[pg_extern(volatile, parallel_unsafe)]
-fn issue_server_cert(hostnames: Vec<Option<String>>, valid_days: default!(i32, 397)) -> JsonB {
-    require_superuser("pgssl.issue_server_cert()");
-    let hosts = profile::parse_hostnames(&hostnames).unwrap_or_else(|e| {
-        PgsslError::InvalidArgument {
-            message: e.to_string(),
-            hint: Some(
-                "Name every DNS name and IP address clients use to reach this server.".into(),
-            ),
-        }
-        .report()
-    });
+fn issue_server_cert(
+    hostnames: Vec<Option<String>>,
+    valid_days: default!(i32, 397),
+) -> Result<JsonB, ErrorReport> {
+    Ok(JsonB(issue(&hostnames, valid_days)?))
+}
+
+fn issue(hostnames: &[Option<String>], valid_days: i32) -> Result<serde_json::Value, PgsslError> {
+    backend::require_superuser("pgssl.issue_server_cert()")?;
+    let hosts = profile::parse_hostnames(hostnames)?;
     // Refuse bad days before the server CA is made on first use: a refused
     // call leaves nothing behind.
     let checked_validity = |ca_not_after| {
-        policy::validity(now(), valid_days, MAX_VALIDITY_DAYS.get(), ca_not_after).unwrap_or_else(|e| match e {
-        policy::ValidityError::CaExpired => PgsslError::InvalidArgument {
-            message: "the pgssl server CA certificate has expired".into(),
-            hint: Some("Move pgssl.server_ca_cert_file and pgssl.server_ca_key_file away to make a new server CA.".into()),
-        }
-        .report(),
-        other => PgsslError::InvalidArgument {
-            message: other.to_string(),
-            hint: Some(format!("Ask for 1 to {} days.", MAX_VALIDITY_DAYS.get())),
-        }
-        .report(),
-        })
+        policy::validity(now(), valid_days, gucs::max_validity_days(), ca_not_after)
+            .map_err(|e| validity_error(e, CaRole::Server, false))
     };
-    checked_validity(i64::MAX);
-    let (ca, ca_created) = load_or_create_server_ca();
-    let validity = checked_validity(cert::unix_seconds(ca.cert.not_after()).unwrap_or(0));
+    checked_validity(i64::MAX)?;
+    let (ca, ca_created) = load_or_create_server_ca()?;
+    let validity = checked_validity(cert::unix_seconds(ca.cert.not_after()).unwrap_or(0))?;
 
     let key = CaKeyType::EcP256
         .generate()
-        .unwrap_or_else(|e| crypto("making the server key")(e).report());
-    let serial =
-        policy::random_serial().unwrap_or_else(|e| crypto("drawing a serial number")(e).report());
+        .map_err(crypto("making the server key"))?;
+    let serial = policy::random_serial().map_err(crypto("drawing a serial number"))?;
     let issued =
         profile::issue_server_certificate(&hosts, &key, &ca.cert, &ca.key, &serial, validity)
-            .unwrap_or_else(|e| crypto("signing the server certificate")(e).report());
+            .map_err(crypto("signing the server certificate"))?;
     let serial_hex = cert::serial_hex(&issued).unwrap_or_default();
     let cert_pem = issued
         .to_pem()
-        .unwrap_or_else(|e| crypto("encoding the certificate")(e).report());
+        .map_err(crypto("encoding the certificate"))?;
     let key_pem = key
         .private_key_to_pem_pkcs8()
-        .unwrap_or_else(|e| crypto("encoding the key")(e).report());
+        .map_err(crypto("encoding the key"))?;
 
     let (cert_name, key_name) = new_file_names(&serial_hex);
-    let data_dir = crate::ca::resolve_path(".");
+    let data_dir = backend::data_directory();
     let (cert_path, key_path) = (data_dir.join(&cert_name), data_dir.join(&key_name));
-    write_pair(&cert_path, &cert_pem, &key_path, &key_pem);
+    write_pair(&cert_path, &cert_pem, &key_path, &key_pem)?;
 
-    JsonB(json!({
+    Ok(json!({
         "ssl_cert_file": cert_name,
         "ssl_key_file": key_name,
         "cert_path": path_text(&cert_path),
         "key_path": path_text(&key_path),
-        "server_ca_cert_file": path_text(&resolve(&SERVER_CA_CERT_FILE)),
+        "server_ca_cert_file": path_text(&gucs::server_ca_cert_file()),
         "server_ca_created": ca_created,
         "subject": cert::name_rfc2253(issued.subject_name()),
         "subject_alt_names": cert::subject_alt_names(&issued),
@@ -206,11 +172,8 @@ fn path_text(path: &Path) -> String {
 /// The server CA certificate, PEM: what clients use as `sslrootcert` to
 /// verify certificates from `issue_server_cert`.
 #[pg_extern(stable, parallel_restricted)]
-fn server_ca_cert() -> String {
-    let path = resolve(&SERVER_CA_CERT_FILE);
-    let ca = authority::load_certificate(&path).unwrap_or_else(|e| PgsslError::Ca(e).report());
-    let pem: Vec<u8> = ca
-        .to_pem()
-        .unwrap_or_else(|e| crypto("encoding the server CA certificate")(e).report());
-    String::from_utf8_lossy(&pem).into_owned()
+fn server_ca_cert() -> Result<String, ErrorReport> {
+    let ca = authority::load_certificate(&gucs::server_ca_cert_file())
+        .map_err(|e| PgsslError::ca(CaRole::Server, e))?;
+    Ok(pem_text(ca.to_pem())?)
 }

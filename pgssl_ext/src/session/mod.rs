@@ -6,6 +6,7 @@
 //! a client certificate, they return NULL; the two yes/no questions
 //! (`ssl_is_used`, `client_cert_present`) answer `false`, as sslinfo's do.
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB};
 use serde_json::{json, Value};
@@ -15,89 +16,87 @@ use openssl::x509::X509Ref;
 use crate::cert;
 use crate::dn;
 use crate::error::PgsslError;
-use crate::port;
 use crate::timestamps;
 
-fn resolve_field(field: &str) -> String {
-    dn::lookup_field(field).unwrap_or_else(|| {
-        PgsslError::UnknownField {
-            field: field.into(),
-        }
-        .report()
+mod snapshot;
+pub(crate) use snapshot::SessionTls;
+
+fn peer() -> Option<&'static X509Ref> {
+    SessionTls::current().peer
+}
+
+fn resolve_field(field: &str) -> Result<String, PgsslError> {
+    dn::lookup_field(field).ok_or_else(|| PgsslError::UnknownField {
+        field: field.into(),
     })
 }
 
 /// Whether the current connection uses TLS.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_is_used() -> bool {
-    port::ssl_in_use()
+    SessionTls::current().in_use
 }
 
 /// The TLS protocol version, e.g. `TLSv1.3`.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_version() -> Option<&'static str> {
-    port::ssl().map(|ssl| ssl.version_str())
+    SessionTls::current().version()
 }
 
 /// The negotiated cipher suite, e.g. `TLS_AES_256_GCM_SHA384`.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_cipher() -> Option<&'static str> {
-    port::ssl()
-        .and_then(|ssl| ssl.current_cipher())
-        .map(|c| c.name())
+    SessionTls::current().cipher().map(|c| c.name)
 }
 
 /// The cipher's secret key length in bits.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_cipher_bits() -> Option<i32> {
-    port::ssl()
-        .and_then(|ssl| ssl.current_cipher())
-        .map(|c| c.bits().secret)
+    SessionTls::current().cipher().map(|c| c.bits)
 }
 
 /// Whether the client presented a certificate.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_present() -> bool {
-    port::peer_certificate().is_some()
+    peer().is_some()
 }
 
 /// The client certificate's CN, in full, exactly as the server matched it for `cert` authentication.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cn() -> Option<String> {
-    port::peer_certificate()?;
-    port::peer_cn()
+    SessionTls::current().peer_cn()
 }
 
 /// The client certificate's subject in RFC 2253 form, never truncated.
 #[pg_extern(stable, parallel_restricted)]
 fn client_dn() -> Option<String> {
-    port::peer_certificate().map(|c| cert::name_rfc2253(c.subject_name()))
+    peer().map(|c| cert::name_rfc2253(c.subject_name()))
 }
 
 /// The client certificate's issuer in RFC 2253 form, never truncated.
 #[pg_extern(stable, parallel_restricted)]
 fn issuer_dn() -> Option<String> {
-    port::peer_certificate().map(|c| cert::name_rfc2253(c.issuer_name()))
+    peer().map(|c| cert::name_rfc2253(c.issuer_name()))
 }
 
 /// One field of the client certificate's subject, by short or long name or OID.
 #[pg_extern(stable, strict, parallel_restricted)]
-fn client_dn_field(field: &str) -> Option<String> {
-    let oid = resolve_field(field);
-    port::peer_certificate().and_then(|c| cert::name_field(c.subject_name(), &oid))
+fn client_dn_field(field: &str) -> Result<Option<String>, ErrorReport> {
+    let oid = resolve_field(field)?;
+    Ok(peer().and_then(|c| cert::name_field(c.subject_name(), &oid)))
 }
 
 /// One field of the client certificate's issuer, by short or long name or OID.
 #[pg_extern(stable, strict, parallel_restricted)]
-fn issuer_field(field: &str) -> Option<String> {
-    let oid = resolve_field(field);
-    port::peer_certificate().and_then(|c| cert::name_field(c.issuer_name(), &oid))
+fn issuer_field(field: &str) -> Result<Option<String>, ErrorReport> {
+    let oid = resolve_field(field)?;
+    Ok(peer().and_then(|c| cert::name_field(c.issuer_name(), &oid)))
 }
 
 /// The client certificate's serial number.
 #[pg_extern(stable, parallel_restricted)]
 fn client_serial() -> Option<AnyNumeric> {
-    port::peer_certificate()
+    peer()
         .and_then(cert::serial_decimal)
         .and_then(|s| AnyNumeric::try_from(s.as_str()).ok())
 }
@@ -105,13 +104,13 @@ fn client_serial() -> Option<AnyNumeric> {
 /// The client certificate's serial number in lowercase hex.
 #[pg_extern(stable, parallel_restricted)]
 fn client_serial_hex() -> Option<String> {
-    port::peer_certificate().and_then(cert::serial_hex)
+    peer().and_then(cert::serial_hex)
 }
 
 /// Start of the client certificate's validity.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_not_before() -> Option<TimestampWithTimeZone> {
-    port::peer_certificate()
+    peer()
         .and_then(|c| cert::unix_seconds(c.not_before()))
         .and_then(timestamps::from_unix)
 }
@@ -119,7 +118,7 @@ fn client_cert_not_before() -> Option<TimestampWithTimeZone> {
 /// End of the client certificate's validity.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_not_after() -> Option<TimestampWithTimeZone> {
-    port::peer_certificate()
+    peer()
         .and_then(|c| cert::unix_seconds(c.not_after()))
         .and_then(timestamps::from_unix)
 }
@@ -127,13 +126,13 @@ fn client_cert_not_after() -> Option<TimestampWithTimeZone> {
 /// SHA-256 fingerprint of the client certificate (DER), lowercase hex.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_fingerprint() -> Option<String> {
-    port::peer_certificate().and_then(cert::fingerprint_sha256)
+    peer().and_then(cert::fingerprint_sha256)
 }
 
 /// The client certificate in PEM.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_pem() -> Option<String> {
-    port::peer_certificate()
+    peer()
         .and_then(|c| c.to_pem().ok())
         .map(|pem| String::from_utf8_lossy(&pem).into_owned())
 }
@@ -148,9 +147,7 @@ fn client_cert_extensions() -> TableIterator<
         name!(critical, bool),
     ),
 > {
-    let rows = port::peer_certificate()
-        .map(cert::extensions)
-        .unwrap_or_default();
+    let rows = peer().map(cert::extensions).unwrap_or_default();
     TableIterator::new(rows.into_iter().map(|e| (e.name, e.value, e.critical)))
 }
 
@@ -162,9 +159,9 @@ fn session_info() -> JsonB {
 }
 
 fn session_json() -> Value {
-    let ssl = port::ssl();
-    let cipher = ssl.and_then(|s| s.current_cipher());
-    let peer = port::peer_certificate();
+    let tls = SessionTls::current();
+    let cipher = tls.cipher();
+    let peer = tls.peer;
     let time = |f: fn(&X509Ref) -> Option<i64>| -> Value {
         peer.and_then(f)
             .and_then(timestamps::iso8601)
@@ -172,15 +169,15 @@ fn session_json() -> Value {
             .unwrap_or(Value::Null)
     };
     json!({
-        "ssl": port::ssl_in_use(),
-        "version": ssl.map(|s| s.version_str()),
-        "cipher": cipher.map(|c| c.name()),
-        "cipher_bits": cipher.map(|c| c.bits().secret),
+        "ssl": tls.in_use,
+        "version": tls.version(),
+        "cipher": cipher.map(|c| c.name),
+        "cipher_bits": cipher.map(|c| c.bits),
         "client_cert_present": peer.is_some(),
-        "client_cert_verified": peer.is_some() && port::peer_cert_valid(),
-        "client_cn": peer.and_then(|_| port::peer_cn()),
+        "client_cert_verified": tls.peer_verified(),
+        "client_cn": tls.peer_cn(),
         "client_dn": peer.map(|c| cert::name_rfc2253(c.subject_name())),
-        "client_dn_as_matched": peer.and_then(|_| port::peer_dn()),
+        "client_dn_as_matched": tls.peer_dn_as_matched(),
         "issuer_dn": peer.map(|c| cert::name_rfc2253(c.issuer_name())),
         "client_serial": peer.and_then(cert::serial_decimal),
         "client_serial_hex": peer.and_then(cert::serial_hex),
@@ -188,6 +185,6 @@ fn session_json() -> Value {
         "not_after": time(|c| cert::unix_seconds(c.not_after())),
         "fingerprint_sha256": peer.and_then(cert::fingerprint_sha256),
         "subject_alt_names": peer.map(cert::subject_alt_names),
-        "authn_id": port::authn_id(),
+        "authn_id": tls.authn_id(),
     })
 }

@@ -12,7 +12,9 @@ use openssl::rsa::Rsa;
 use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
 use pgssl_client::{Config, ConnectionInfo, Connector, Endpoint, Verification};
 
-use crate::{config_from_arg, conninfo_value, home};
+use pgssl_client::home_dir;
+
+use crate::{config_from_arg, conninfo_value};
 
 /// The key `pgssl enroll` makes.
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,7 +67,7 @@ pub(crate) async fn enroll(
 ) -> Result<(), String> {
     let out = match out {
         Some(d) => d,
-        None => home()
+        None => home_dir()
             .ok_or("no home directory: give --out")?
             .join(".postgresql"),
     };
@@ -181,12 +183,9 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
             parts.push(format!("port={port}"));
         }
     }
-    parts.push(format!(
-        "dbname={}",
-        conninfo_value(config.get("dbname").unwrap_or(user))
-    ));
+    parts.push(format!("dbname={}", conninfo_value(config.dbname())));
     parts.push(format!("user={}", conninfo_value(user)));
-    let default_dir = home().map(|h| h.join(".postgresql"));
+    let default_dir = home_dir().map(|h| h.join(".postgresql"));
     if default_dir.as_deref() != Some(out) {
         parts.push(format!(
             "sslcert={}",
@@ -197,8 +196,11 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
             conninfo_value(&out.join("postgresql.key").display().to_string())
         ));
     }
-    if let Some(root) = config.get("sslrootcert") {
-        parts.push(format!("sslrootcert={}", conninfo_value(root)));
+    if let Some(root) = config.ssl_root_cert() {
+        parts.push(format!(
+            "sslrootcert={}",
+            conninfo_value(&root.display().to_string())
+        ));
     }
     // verify-full needs a root certificate; without one known, say require (which then
     // authenticates the client only).
@@ -206,7 +208,7 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
         .tls
         .as_ref()
         .is_some_and(|t| t.verification != Verification::None);
-    let root_known = config.get("sslrootcert").is_some()
+    let root_known = config.ssl_root_cert().is_some()
         || default_dir
             .as_ref()
             .is_some_and(|d| d.join("root.crt").exists());

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pgssl_client::{is_connection_string, Config};
+use pgssl_client::{home_dir, is_connection_string, Config};
 
 use enroll::KeyType;
 
@@ -158,17 +158,11 @@ pub(crate) fn config_from_arg(arg: Option<&str>) -> Result<Config, String> {
         Some(db) => Config::from_pairs(
             [("dbname", db)],
             &|k| std::env::var(k).ok(),
-            home().as_deref(),
+            home_dir().as_deref(),
         ),
         None => Config::from_conninfo(""),
     };
     result.map_err(|e| e.to_string())
-}
-
-pub(crate) fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
 }
 
 /// Quotes a value for a libpq connection string when it needs it.

@@ -1,8 +1,6 @@
 //! `pgssl check`: connect, and show how the connection is secured, from both ends.
 
-use openssl::asn1::Asn1Time;
-use openssl::x509::X509;
-use pgssl_client::{name_to_string, Config, ConnectionInfo, Connector, Endpoint, Verification};
+use pgssl_client::{CertificateSummary, Config, ConnectionInfo, Connector, Endpoint, Verification};
 use serde_json::{json, Value};
 
 use crate::config_from_arg;
@@ -21,46 +19,19 @@ fn endpoint_json(e: &Endpoint) -> Value {
 }
 
 fn cert_json(der: &[u8]) -> Value {
-    let Ok(cert) = X509::from_der(der) else {
+    let Ok(cert) = CertificateSummary::from_der(der) else {
         return json!({"error": "unparsable certificate"});
     };
-    let sans: Vec<String> = cert
-        .subject_alt_names()
-        .map(|s| {
-            s.iter()
-                .filter_map(|n| {
-                    n.dnsname().map(|d| format!("DNS:{d}")).or_else(|| {
-                        n.ipaddress().map(|ip| match ip.len() {
-                            4 => format!(
-                                "IP:{}",
-                                std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])
-                            ),
-                            16 => {
-                                let mut b = [0u8; 16];
-                                b.copy_from_slice(ip);
-                                format!("IP:{}", std::net::Ipv6Addr::from(b))
-                            }
-                            _ => "IP:?".into(),
-                        })
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let expires_in_days = Asn1Time::days_from_now(0)
-        .ok()
-        .and_then(|now| now.diff(cert.not_after()).ok())
-        .map(|d| d.days);
     json!({
-        "subject": name_to_string(cert.subject_name()),
-        "issuer": name_to_string(cert.issuer_name()),
-        "version": cert.version() + 1,
-        "serial": cert.serial_number().to_bn().ok().and_then(|b| b.to_hex_str().ok()).map(|s| s.to_string()),
-        "subject_alt_names": sans,
-        "not_before": cert.not_before().to_string(),
-        "not_after": cert.not_after().to_string(),
-        "expires_in_days": expires_in_days,
-        "signature_algorithm": cert.signature_algorithm().object().nid().long_name().unwrap_or("?"),
+        "subject": cert.subject,
+        "issuer": cert.issuer,
+        "version": cert.version,
+        "serial": cert.serial_hex,
+        "subject_alt_names": cert.subject_alt_names,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "expires_in_days": cert.expires_in_days,
+        "signature_algorithm": cert.signature_algorithm,
     })
 }
 
@@ -162,7 +133,7 @@ async fn build_report(
         "user": who.get::<_, String>(0),
         "database": who.get::<_, String>(1),
         "server_version": who.get::<_, String>(2),
-        "channel_binding": config.get("channel_binding"),
+        "channel_binding": config.channel_binding().as_str(),
         "tls": tls,
         "server_view": server_view,
         "pgssl_extension": has_ext,

@@ -129,25 +129,29 @@ async fn wait_for_tls(
     root: &Path,
     wait: Duration,
 ) -> Result<(), String> {
+    let port = port.to_string();
+    let root = root.display().to_string();
     let mut pairs = vec![
-        ("host", host.to_string()),
-        ("port", port.to_string()),
-        ("sslmode", "verify-full".to_string()),
-        ("sslrootcert", root.display().to_string()),
-        ("connect_timeout", "5".to_string()),
+        ("host", host),
+        ("port", port.as_str()),
+        ("sslmode", "verify-full"),
+        ("sslrootcert", root.as_str()),
+        ("connect_timeout", "5"),
+        ("user", config.user()),
+        ("dbname", config.dbname()),
     ];
-    for key in ["user", "dbname", "password", "sslcert", "sslkey"] {
-        if let Some(value) = config.get(key) {
-            pairs.push((key, value.to_string()));
-        }
+    if let Some(password) = config.password() {
+        pairs.push(("password", password));
     }
-    let conninfo = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", conninfo_value(v)))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let probe =
-        Config::from_conninfo_with_env(&conninfo, &|_| None, None).map_err(|e| e.to_string())?;
+    let cert = config.ssl_cert().map(|p| p.display().to_string());
+    let key = config.ssl_key().map(|p| p.display().to_string());
+    if let Some(cert) = &cert {
+        pairs.push(("sslcert", cert));
+    }
+    if let Some(key) = &key {
+        pairs.push(("sslkey", key));
+    }
+    let probe = Config::from_pairs(pairs, &|_| None, None).map_err(|e| e.to_string())?;
     let connector = Connector::new(probe);
     let deadline = Instant::now() + wait;
     loop {
@@ -446,11 +450,8 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         }
         None => {}
     }
-    let user = config
-        .get("user")
-        .map(str::to_string)
-        .unwrap_or_else(|| "postgres".into());
-    let dbname = config.get("dbname").unwrap_or(&user).to_string();
+    let user = config.user().to_string();
+    let dbname = config.dbname().to_string();
     let root = conninfo_value(&args.root_cert.display().to_string());
     for host in &hostnames {
         let conninfo = format!(

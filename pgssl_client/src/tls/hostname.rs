@@ -1,14 +1,11 @@
-//! Server certificate checks as libpq makes them: OpenSSL's chain verification against the
-//! root certificate file (with CRLs), then, for `verify-full`, libpq's own host-name rule
-//! (PostgreSQL 15 `pgtls_verify_peer_name_matches_certificate_guts`).
-#![allow(deprecated)] // Asn1StringRef::as_utf8 transcodes BMP/T61 strings for display; NULs are checked on raw bytes.
+//! libpq's `verify-full` host-name rule (PostgreSQL 15
+//! `pgtls_verify_peer_name_matches_certificate_guts`): which names of the server's certificate
+//! are compared to the host, and how.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use openssl::nid::Nid;
-use openssl::stack::Stack;
-use openssl::x509::store::X509Store;
-use openssl::x509::{X509NameRef, X509Ref, X509StoreContext, X509};
+use openssl::x509::X509Ref;
 
 use crate::error::Error;
 
@@ -120,7 +117,7 @@ fn ip_matches(ip: &[u8], host: &str) -> Result<(bool, String), Error> {
 ///
 /// DNS and IP subjectAltNames are compared in order; the subject CN is compared only when no
 /// SAN of the host's kind (DNS for a name, IP for an address) exists and no SAN matched.
-pub fn check_host_name(cert: &X509Ref, host: &str) -> Result<(), Error> {
+pub(crate) fn check_host_name(cert: &X509Ref, host: &str) -> Result<(), Error> {
     let host_is_ip = is_ip_address(host);
     let mut presented = Vec::new();
     let mut check_cn = true;
@@ -163,80 +160,6 @@ pub fn check_host_name(cert: &X509Ref, host: &str) -> Result<(), Error> {
     })
 }
 
-/// A distinguished name as OpenSSL's one-line form prints it ("CN=a, O=b").
-pub fn name_to_string(name: &X509NameRef) -> String {
-    name.entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e
-                .data()
-                .as_utf8()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|_| String::from_utf8_lossy(e.data().as_slice()).into_owned());
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Seconds since the epoch of an ASN.1 time.
-fn unix_seconds(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let d = epoch.diff(t).ok()?;
-    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
-}
-
-/// Verifies `leaf` with the untrusted `intermediates` against `store`, as OpenSSL does for
-/// libpq with `SSL_VERIFY_PEER` (purpose "SSL server", CRL flags as set on the store).
-/// On success returns the window in which every certificate of the verified chain is valid
-/// (latest notBefore, earliest notAfter, in Unix seconds): outside it the outcome may change.
-pub(crate) fn verify_chain(
-    store: &X509Store,
-    leaf: &X509Ref,
-    intermediates: &[X509],
-) -> Result<(i64, i64), Error> {
-    let internal = |e: openssl::error::ErrorStack| Error::Tls {
-        reason: format!("OpenSSL: {e}"),
-    };
-    let mut chain = Stack::new().map_err(internal)?;
-    for c in intermediates {
-        chain.push(c.clone()).map_err(internal)?;
-    }
-    let mut ctx = X509StoreContext::new().map_err(internal)?;
-    let outcome = ctx
-        .init(store, leaf, &chain, |c| {
-            if c.verify_cert()? {
-                let mut window = (i64::MIN, i64::MAX);
-                for cert in c.chain().into_iter().flatten() {
-                    window.0 = window
-                        .0
-                        .max(unix_seconds(cert.not_before()).unwrap_or(i64::MAX));
-                    window.1 = window
-                        .1
-                        .min(unix_seconds(cert.not_after()).unwrap_or(i64::MIN));
-                }
-                return Ok(Ok(window));
-            }
-            let subject = c
-                .current_cert()
-                .map(|x| name_to_string(x.subject_name()))
-                .unwrap_or_default();
-            Ok(Err((
-                subject,
-                c.error_depth(),
-                c.error().error_string().to_string(),
-            )))
-        })
-        .map_err(internal)?;
-    outcome.map_err(
-        |(subject, depth, reason)| Error::UntrustedServerCertificate {
-            subject,
-            depth,
-            reason,
-        },
-    )
-}
-
 /// The host text libpq would compare, recovered from the name rustls was given.
 pub(crate) fn host_of(name: &rustls::pki_types::ServerName<'_>) -> String {
     match name {
@@ -269,6 +192,7 @@ mod tests {
         assert!(!is_ip_address("db.example.com"));
     }
 
+    use openssl::x509::X509;
     use pgssl_tests::{Ca, CertSpec};
 
     /// A server certificate from a throwaway CA with this CN and these SANs.

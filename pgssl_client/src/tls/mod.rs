@@ -1,0 +1,168 @@
+//! The rustls side of a connection, one module per job: [`files`] reads the root
+//! certificates, CRLs, client certificate and key as libpq reads them; [`verifier`] is the
+//! server certificate verifier (OpenSSL's chain check, remembered in [`cache`], and libpq's
+//! host-name rule from [`hostname`]); [`der`] checks handshake signatures against the keys of
+//! certificates rustls' own parser refuses; [`stream`] is the tokio-postgres seam
+//! ([`MakeTls`]); [`certificate`] describes certificates for reports.
+//!
+//! [`TlsSetup`] ties them together: one rustls `ClientConfig` per [`Config`].
+
+mod cache;
+mod certificate;
+mod der;
+mod files;
+mod hostname;
+mod stream;
+mod verifier;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+
+use crate::config::{Config, SslMode, TlsVersion};
+use crate::error::Error;
+use files::{load_client_cert, load_roots, ClientCert};
+use hostname::host_of;
+use verifier::LibpqVerifier;
+
+pub use certificate::CertificateSummary;
+pub(crate) use stream::AttemptLog;
+pub use stream::{MakeTls, TlsConnector, TlsInfo, TlsStream};
+
+/// What the client verifies about the server, decided from sslmode and the files present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Nothing: no root certificate file and sslmode below verify-ca.
+    None,
+    /// The chain leads to a trusted root (and is not expired, not revoked).
+    Chain,
+    /// The chain, and the host name against the certificate.
+    ChainAndHostName,
+}
+
+/// Everything TLS needs, read from files once per [`Config`].
+pub(crate) struct TlsSetup {
+    config: Arc<ClientConfig>,
+    verifier: Arc<LibpqVerifier>,
+    resolver: Option<Arc<ClientCert>>,
+    versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    enable_sni: bool,
+    alpn: bool,
+    pub(crate) verification: Verification,
+    pub(crate) crl_checked: bool,
+    pub(crate) client_cert: Option<PathBuf>,
+}
+
+impl TlsSetup {
+    /// Reads the root certificate, CRL, client certificate and key as libpq's
+    /// `initialize_SSL` does, and builds the rustls configuration.
+    pub(crate) fn new(config: &Config) -> Result<TlsSetup, Error> {
+        let mode = config.ssl_mode;
+        let (store, crl_checked) = match load_roots(config)? {
+            Some((store, crl_checked)) => (Some(store), crl_checked),
+            None => (None, false),
+        };
+        let cacheable = store.is_some() && !crl_checked;
+        let verification = match (&store, mode) {
+            (None, _) => Verification::None,
+            (Some(_), SslMode::VerifyFull) => Verification::ChainAndHostName,
+            (Some(_), _) => Verification::Chain,
+        };
+        let verifier = Arc::new(LibpqVerifier::new(
+            store,
+            mode == SslMode::VerifyFull,
+            cacheable,
+        ));
+        let (resolver, client_cert) = match load_client_cert(config)? {
+            Some((path, key)) => (Some(Arc::new(ClientCert(Arc::new(key)))), Some(path)),
+            None => (None, None),
+        };
+        let min = config.min_version.unwrap_or(TlsVersion::Tls10);
+        let max = config.max_version.unwrap_or(TlsVersion::Tls13);
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+            (TlsVersion::Tls12, &rustls::version::TLS12),
+            (TlsVersion::Tls13, &rustls::version::TLS13),
+        ]
+        .into_iter()
+        .filter(|(v, _)| *v >= min && *v <= max)
+        .map(|(_, r)| r)
+        .collect();
+        if versions.is_empty() {
+            return Err(Error::Unsupported {
+                key: "ssl_max_protocol_version".into(),
+                value: config.max_version.map_or("", TlsVersion::as_str).into(),
+                reason: "rustls offers only TLSv1.2 and TLSv1.3".into(),
+            });
+        }
+        let enable_sni = config.ssl_sni;
+        let alpn = config.direct_ssl;
+        let config = build_config(verifier.clone(), &resolver, &versions, enable_sni, alpn)?;
+        Ok(TlsSetup {
+            config,
+            verifier,
+            resolver,
+            versions,
+            enable_sni,
+            alpn,
+            verification,
+            crl_checked,
+            client_cert,
+        })
+    }
+
+    fn build(&self, verifier: Arc<LibpqVerifier>) -> Result<Arc<ClientConfig>, Error> {
+        build_config(
+            verifier,
+            &self.resolver,
+            &self.versions,
+            self.enable_sni,
+            self.alpn,
+        )
+    }
+
+    /// The configuration for one host. Hosts rustls cannot name (libpq accepts "127.1")
+    /// get a configuration of their own whose verifier compares the text libpq would.
+    fn for_host(&self, host: &str) -> Result<(Arc<ClientConfig>, ServerName<'static>), Error> {
+        if let Ok(name) = ServerName::try_from(host.to_string()) {
+            if host_of(&name) == host || !self.verifier.checks_host() {
+                return Ok((self.config.clone(), name));
+            }
+        }
+        let verifier = Arc::new(self.verifier.for_host_text(host));
+        let mut config = (*self.build(verifier)?).clone();
+        config.enable_sni = false;
+        let fallback = ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into());
+        Ok((Arc::new(config), fallback))
+    }
+}
+
+fn build_config(
+    verifier: Arc<LibpqVerifier>,
+    resolver: &Option<Arc<ClientCert>>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    enable_sni: bool,
+    alpn: bool,
+) -> Result<Arc<ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| Error::Tls {
+            reason: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut c = match resolver {
+        Some(r) => builder.with_client_cert_resolver(r.clone()),
+        None => builder.with_no_client_auth(),
+    };
+    c.enable_sni = enable_sni;
+    if alpn {
+        c.alpn_protocols = vec![b"postgresql".to_vec()];
+    }
+    Ok(Arc::new(c))
+}
+
+#[cfg(test)]
+mod tests;
