@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -15,9 +16,10 @@ use openssl::x509::X509;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
+use super::auth_watch::AuthWatch;
 use super::certificate::CertificateSummary;
 use super::{TlsSetup, Verification};
-use crate::config::Config;
+use crate::config::{Config, SslCertMode};
 use crate::error::Error;
 
 /// What one TLS handshake settled, for reports such as `pgssl check`.
@@ -149,11 +151,33 @@ where
             let setup = self.setup.as_ref().ok_or_else(|| Error::Tls {
                 reason: "TLS is not configured for this attempt".into(),
             })?;
-            let (config, name) = setup.for_host(&self.host)?;
+            let (mut config, name) = setup.for_host(&self.host)?;
+            let cert_requested = Arc::new(AtomicBool::new(false));
+            if setup.cert_mode == SslCertMode::Require {
+                let mut c = (*config).clone();
+                c.client_auth_cert_resolver = Arc::new(RecordRequest {
+                    inner: c.client_auth_cert_resolver.clone(),
+                    requested: cert_requested.clone(),
+                });
+                config = Arc::new(c);
+            }
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, stream)
                 .await
                 .map_err(handshake_error)?;
+            if setup.cert_mode == SslCertMode::Require {
+                // libpq checks at AuthenticationOk; the handshake already tells.
+                if !cert_requested.load(Ordering::SeqCst) {
+                    return Err(Error::CertificateNotExchanged {
+                        reason: "server did not request an SSL certificate",
+                    });
+                }
+                if setup.client_cert.is_none() {
+                    return Err(Error::CertificateNotExchanged {
+                        reason: "server accepted connection without a valid SSL certificate",
+                    });
+                }
+            }
             if let Some(log) = &self.log {
                 let conn = tls.get_ref().1;
                 let info = TlsInfo {
@@ -178,13 +202,43 @@ where
                 };
                 log.lock().expect("attempt log").info = Some(info);
             }
-            Ok(TlsStream(tls))
+            Ok(TlsStream {
+                inner: tls,
+                auth_watch: setup.require_auth.clone().map(AuthWatch::new),
+            })
         })
     }
 }
 
-/// A TLS connection to the server, with `tls-server-end-point` channel binding.
-pub struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
+/// The client certificate resolver, noting whether the server asked for a certificate
+/// (`sslcertmode=require`).
+#[derive(Debug)]
+struct RecordRequest {
+    inner: Arc<dyn rustls::client::ResolvesClientCert>,
+    requested: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for RecordRequest {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.requested.store(true, Ordering::SeqCst);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
+    }
+}
+
+/// A TLS connection to the server, with `tls-server-end-point` channel binding; with
+/// `require_auth`, the server's authentication requests are checked as they arrive.
+pub struct TlsStream<S> {
+    inner: tokio_rustls::client::TlsStream<S>,
+    auth_watch: Option<AuthWatch>,
+}
 
 /// `tls-server-end-point` (RFC 5929) as libpq computes it: the server certificate hashed with
 /// its signature's hash, SHA-256 for MD5 and SHA-1; none when there is no such hash (Ed25519).
@@ -209,7 +263,7 @@ where
 {
     fn channel_binding(&self) -> ChannelBinding {
         let peer = self
-            .0
+            .inner
             .get_ref()
             .1
             .peer_certificates()
@@ -227,7 +281,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(watch)) = (&result, this.auth_watch.as_mut()) {
+            if let Err(e) = watch.feed(&buf.filled()[before..]) {
+                return Poll::Ready(Err(io::Error::other(e)));
+            }
+            if watch.done() {
+                this.auth_watch = None;
+            }
+        }
+        result
     }
 }
 
@@ -237,14 +302,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
