@@ -75,8 +75,8 @@ for pkg in "${build_deps[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "Installing build dependencies: ${missing[*]}"
-  "${SUDO[@]}" apt-get update -qq
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  "${SUDO[@]}" apt-get update -qq >&2
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
 work=$(mktemp -d "$cache/.build-$major.XXXXXX")
