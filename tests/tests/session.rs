@@ -18,7 +18,8 @@ fn assert_same_dn(rfc2253: &Value, sslinfo: &Value) {
     parts.reverse();
     let slash = format!("/{}", parts.join("/"));
     let sslinfo = sslinfo.as_str().unwrap();
-    if slash.len() > 63 {
+    // sslinfo cuts at 63 bytes from PostgreSQL 14 on; 13's returns the whole DN.
+    if slash.len() > 63 && pgssl_tests::pg_major() >= 14 {
         assert_eq!(sslinfo, &slash[..63], "sslinfo keeps 63 bytes of {slash}");
     } else {
         assert_eq!(sslinfo, slash);
@@ -219,7 +220,9 @@ fn a_long_dn_comes_back_whole() {
     assert_eq!(v["client_cn"], role);
     // What pgssl replaces: sslinfo and pg_stat_ssl keep 63 bytes.
     assert_same_dn(&v["client_dn"], &v["sslinfo_client_dn"]);
-    assert_eq!(v["sslinfo_client_dn"].as_str().unwrap().len(), 63);
+    if pgssl_tests::pg_major() >= 14 {
+        assert_eq!(v["sslinfo_client_dn"].as_str().unwrap().len(), 63);
+    }
     let stat = v["stat_client_dn"].as_str().unwrap();
     assert_eq!(stat.len(), 63, "{stat}");
     assert_eq!(v["view_client_dn"], stat);
