@@ -89,8 +89,14 @@ for v in "${VERSIONS[@]}"; do
   say "Building and installing the pgssl extension into PostgreSQL $v"
   install_flags=(--pg-config "${PG_CONFIGS[$v]}")
   # Only Debian's own server needs root; the cache belongs to whoever built it.
-  [ "${#SUDO[@]}" -eq 0 ] || [ "$v" != "$PG_MAJOR" ] || install_flags+=(--sudo)
+  sudo=("${SUDO[@]}")
+  [ "$v" = "$PG_MAJOR" ] || sudo=()
+  [ "${#sudo[@]}" -eq 0 ] || install_flags+=(--sudo)
   (cd pgssl_ext && cargo pgrx install "${install_flags[@]}")
+  # cargo pgrx install copies the upgrade scripts of pgssl_ext/sql/ but not the
+  # earlier releases' full install scripts kept there, which CREATE EXTENSION
+  # pgssl VERSION '<old>' (and the upgrade test) needs.
+  "${sudo[@]}" install -m 0644 pgssl_ext/sql/pgssl--*.sql "$("${PG_CONFIGS[$v]}" --sharedir)/extension/"
 done
 
 say "Building the pgssl command and putting it on PATH"

@@ -1,7 +1,8 @@
 -- The in-database CA: the registry, the CRL number, privileges and comments.
 
--- Every certificate the CA issued. Written only by the SECURITY DEFINER
--- functions below; PUBLIC can neither read nor write it.
+-- Every certificate pgssl issued: client certificates from the pgssl CA and
+-- server certificates from the server CA (kind). Written only by pgssl's
+-- functions; PUBLIC can neither read nor write it.
 CREATE TABLE pgssl.issued_certs (
     serial             text        PRIMARY KEY
                                    CHECK (serial ~ '^([0-9a-f]{2})+$'),
@@ -14,13 +15,18 @@ CREATE TABLE pgssl.issued_certs (
     revoked_at         timestamptz,
     revocation_reason  text,
     certificate        text        NOT NULL,
+    -- Last, as ALTER TABLE ... ADD COLUMN put it in the 0.1.0 -> 0.2.0 upgrade.
+    kind               text        NOT NULL DEFAULT 'client'
+                                   CHECK (kind IN ('client', 'server')),
     CHECK ((revoked_at IS NULL) = (revocation_reason IS NULL))
 );
 CREATE INDEX issued_certs_common_name_idx ON pgssl.issued_certs (common_name);
 REVOKE ALL ON pgssl.issued_certs FROM PUBLIC;
 
 COMMENT ON TABLE pgssl.issued_certs IS
-  'every certificate the pgssl CA issued: serial (lowercase hex), subject CN, validity, SHA-256 fingerprint, who asked, revocation';
+  'every certificate pgssl issued: serial (lowercase hex), subject CN, validity, SHA-256 fingerprint, who asked, revocation, kind';
+COMMENT ON COLUMN pgssl.issued_certs.kind IS
+  'client: issued by the pgssl CA (enroll, sign_csr), listed in its CRL when revoked; server: issued by the server CA (issue_server_cert)';
 
 -- CRL numbers only ever grow (RFC 5280 5.2.3); a sequence never goes back,
 -- not even when the transaction that drew a number rolls back.

@@ -13,7 +13,8 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
 use crate::ca::authority::{CaError, CaRole};
-use crate::ca::policy::{BadSerial, CsrError};
+use crate::ca::csr::CsrError;
+use crate::ca::revocation::BadSerial;
 use crate::server::profile::HostError;
 
 /// An error reported to the SQL caller.
@@ -62,6 +63,12 @@ pub enum PgsslError {
     },
     /// `install_crl` with `ssl_crl_file` unset (55000).
     CrlFileNotSet,
+    /// The database still has an older release's SQL objects than the
+    /// library needs for this (55000).
+    ExtensionNotUpdated {
+        /// What needs the update, e.g. "recording server certificates".
+        needs: &'static str,
+    },
     /// Writing a file failed: a CA file, a server key or certificate, the
     /// CRL (58030).
     FileWrite {
@@ -134,7 +141,10 @@ impl PgsslError {
             Self::NotYourName { .. } | Self::SuperuserOnly { .. } => {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
-            Self::Ca { .. } | Self::CaExpired { .. } | Self::CrlFileNotSet => {
+            Self::Ca { .. }
+            | Self::CaExpired { .. }
+            | Self::CrlFileNotSet
+            | Self::ExtensionNotUpdated { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::FileWrite { .. } => PgSqlErrorCode::ERRCODE_IO_ERROR,
@@ -178,6 +188,9 @@ impl PgsslError {
                 format!("the pgssl {} certificate has expired", role.label())
             }
             Self::CrlFileNotSet => "ssl_crl_file is not set".into(),
+            Self::ExtensionNotUpdated { needs } => {
+                format!("{needs} needs a newer version of the pgssl extension in this database")
+            }
             Self::FileWrite { what, path, reason } => format!(
                 "could not write {what} file \"{}\": {reason}",
                 path.display()
@@ -240,6 +253,7 @@ impl PgsslError {
                  pgssl.install_crl() then writes that file and reloads."
                     .into(),
             ),
+            Self::ExtensionNotUpdated { .. } => Some("Run ALTER EXTENSION pgssl UPDATE.".into()),
             Self::FileWrite { .. } | Self::Internal { .. } => None,
             Self::FileExists { .. } => Some("Call the function again; it picks a new name.".into()),
             Self::ReadOnly {

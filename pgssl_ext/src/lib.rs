@@ -2,7 +2,9 @@
 //! completely.
 //!
 //! The SQL surface lives in the `pgssl` schema; hand-written SQL (comments,
-//! views, grants) is in the workspace's `sql/` folder.
+//! views, grants) is in the workspace's `sql/` folder, upgrade scripts
+//! (`pgssl--A--B.sql`) in this crate's `sql/` folder, where cargo-pgrx
+//! installs them from.
 
 use pgrx::prelude::*;
 

@@ -172,18 +172,6 @@ fn hba_errors() -> Vec<(i32, String)> {
     .unwrap_or_default()
 }
 
-fn revoked_certs() -> Option<i64> {
-    let exists = Spi::get_one::<bool>("SELECT to_regclass('pgssl.issued_certs') IS NOT NULL")
-        .ok()
-        .flatten()?;
-    if !exists {
-        return None;
-    }
-    Spi::get_one::<i64>("SELECT count(*) FROM pgssl.issued_certs WHERE revoked_at IS NOT NULL")
-        .ok()
-        .flatten()
-}
-
 fn client_ca_not_after() -> Option<i64> {
     let pem = std::fs::read(crate::gucs::ca_cert_file()).ok()?;
     let ca = X509::from_pem(&pem).ok()?;
@@ -211,7 +199,7 @@ fn gather() -> Facts {
         crl_set: !setting("ssl_crl_file").is_empty() || !setting("ssl_crl_dir").is_empty(),
         hba: hba_rules(),
         hba_errors: hba_errors(),
-        revoked_certs: revoked_certs(),
+        revoked_certs: crate::ca::registry::revoked_count(),
         client_ca_not_after: client_ca_not_after(),
     }
 }

@@ -1,27 +1,24 @@
-//! The CA itself: making a new one, loading one from its two files, and
-//! signing CRLs. No backend types: the SQL functions in [`super::functions`]
+//! The CA itself: its key types, making a new one, loading one from its two
+//! files, and the per-backend cache. No backend types: the SQL functions in [`super::functions`]
 //! resolve the paths and turn [`CaError`]s into SQL errors.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self};
+use std::io::{self};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use foreign_types::ForeignTypeRef;
-use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
-use openssl::bn::BigNum;
+use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::error::ErrorStack;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, PKeyRef, Private};
 use openssl::rsa::Rsa;
-use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, CrlNumber, KeyUsage, SubjectKeyIdentifier,
-};
-use openssl::x509::{X509Crl, X509CrlBuilder, X509Extension, X509RevokedBuilder, X509};
+use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::X509;
 
-use super::policy::{self, RevocationReason, BACKDATE_SECONDS};
+use super::profile::{self, BACKDATE_SECONDS};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 /// Longest CA lifetime `init_ca` accepts: 100 years.
@@ -101,10 +98,10 @@ pub fn self_signed_ca(
     key: &PKeyRef<Private>,
     now: i64,
 ) -> Result<X509, ErrorStack> {
-    let name = policy::common_name_only(common_name)?;
+    let name = profile::common_name_only(common_name)?;
     let mut builder = X509::builder()?;
     builder.set_version(2)?;
-    let serial = policy::random_serial()?;
+    let serial = profile::random_serial()?;
     let serial = Asn1Integer::from_bn(&serial)?;
     builder.set_serial_number(&serial)?;
     builder.set_subject_name(&name)?;
@@ -124,7 +121,7 @@ pub fn self_signed_ca(
     )?;
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
     builder.append_extension(ski)?;
-    builder.sign(key, policy::signing_digest(key))?;
+    builder.sign(key, profile::signing_digest(key))?;
     Ok(builder.build())
 }
 
@@ -525,197 +522,20 @@ fn check_key_mode(path: &Path) -> Result<(), CaError> {
     Ok(())
 }
 
-/// Writes a new CA's two files: the key first with mode 0600, then the
-/// certificate with mode 0644 (less the server's umask, usually 0077),
-/// neither ever over an existing file. When the
-/// certificate cannot be written the key is removed again.
-pub fn create(
-    cert_path: &Path,
-    key_path: &Path,
-    cert: &X509,
-    key: &PKeyRef<Private>,
-) -> Result<(), CaError> {
-    for (file, path) in [(CaFile::Certificate, cert_path), (CaFile::Key, key_path)] {
-        if fs::symlink_metadata(path).is_ok() {
-            return Err(CaError::Exists {
-                file,
-                path: path.into(),
-            });
-        }
-    }
-    let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| CaError::Write {
-        path: key_path.into(),
-        reason: e.to_string(),
-    })?;
-    let cert_pem = cert.to_pem().map_err(|e| CaError::Write {
-        path: cert_path.into(),
-        reason: e.to_string(),
-    })?;
-    write_new(CaFile::Key, key_path, &key_pem, 0o600)?;
-    if let Err(e) = write_new(CaFile::Certificate, cert_path, &cert_pem, 0o644) {
-        let _ = fs::remove_file(key_path);
-        return Err(e);
-    }
-    Ok(())
-}
-
-fn write_new(file: CaFile, path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => CaError::Exists {
-                file,
-                path: path.into(),
-            },
-            _ => CaError::Write {
-                path: path.into(),
-                reason: e.to_string(),
-            },
-        })?;
-    out.write_all(bytes)
-        .and_then(|()| out.sync_all())
-        .map_err(|e| {
-            let _ = fs::remove_file(path);
-            CaError::Write {
-                path: path.into(),
-                reason: e.to_string(),
-            }
-        })
-}
-
-/// Replaces `path` with `bytes` atomically: a temporary file in the same
-/// directory, flushed, then renamed over it, so a reader sees the old file or
-/// the new one and never a part.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomically_with_mode(path, bytes, 0o644)
-}
-
-/// [`write_atomically`] with the new file's permission bits (less the
-/// server's umask), e.g. 0600 for a private key: the temporary file has them
-/// from its creation, so the key is never readable by others, not even briefly.
-pub fn write_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    // A name nobody can guess, created exclusively: a file or symbolic link
-    // planted at the temporary name makes the write fail instead of following it.
-    let mut random = [0u8; 8];
-    openssl::rand::rand_bytes(&mut random).map_err(io::Error::other)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        crate::dn::hex_lower(&random)
-    ));
-    let result = (|| {
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        fs::File::open(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        })?
-        .sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// One revoked certificate, as the CRL lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevokedEntry {
-    /// The serial, lowercase hex as the registry keeps it.
-    pub serial_hex: String,
-    /// When it was revoked, seconds since the Unix epoch.
-    pub revoked_at: i64,
-    /// Why.
-    pub reason: RevocationReason,
-}
-
-/// A v2 CRL signed by the CA: thisUpdate `now`, nextUpdate `now` plus
-/// `next_update_days`, the entries with their reason codes (none for
-/// `unspecified`, as RFC 5280 asks), a CRL number and the authority key
-/// identifier.
-pub fn build_crl(
-    ca: &Authority,
-    revoked: &[RevokedEntry],
-    number: i64,
-    now: i64,
-    next_update_days: i32,
-) -> Result<X509Crl, ErrorStack> {
-    let mut crl = X509CrlBuilder::new()?;
-    crl.set_issuer_name(ca.cert.subject_name())?;
-    let this_update = Asn1Time::from_unix(now)?;
-    let next_update = Asn1Time::from_unix(now + i64::from(next_update_days) * SECONDS_PER_DAY)?;
-    crl.set_last_update(&this_update)?;
-    crl.set_next_update(&next_update)?;
-    for entry in revoked {
-        let mut item = X509RevokedBuilder::new()?;
-        let serial = BigNum::from_hex_str(&entry.serial_hex)?;
-        let serial = Asn1Integer::from_bn(&serial)?;
-        let date = Asn1Time::from_unix(entry.revoked_at)?;
-        item.set_serial_number(&serial)?;
-        item.set_revocation_date(&date)?;
-        let item = item.build();
-        if entry.reason != RevocationReason::Unspecified {
-            let ext = reason_code_extension(entry.reason)?;
-            // SAFETY: both pointers are valid; X509_REVOKED_add_ext copies the
-            // extension, so `ext` stays ours to free.
-            let ok = unsafe { openssl_sys::X509_REVOKED_add_ext(item.as_ptr(), ext.as_ptr(), -1) };
-            if ok <= 0 {
-                return Err(ErrorStack::get());
-            }
-        }
-        crl.add_revoked(item)?;
-    }
-    // The authority key identifier is computed from the CA certificate; the
-    // openssl crate only offers that context through a certificate builder.
-    let scratch = X509::builder()?;
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(false)
-        .issuer(false)
-        .build(&scratch.x509v3_context(Some(&ca.cert), None))?;
-    crl.append_extension(aki)?;
-    crl.append_extension(
-        CrlNumber::new(BigNum::from_dec_str(&number.max(0).to_string())?)?.build()?,
-    )?;
-    crl.sort()?;
-    crl.sign(&ca.key, policy::signing_digest(&ca.key))?;
-    crl.build()
-}
-
-/// The CRL entry extension reasonCode (2.5.29.21): an ENUMERATED.
-fn reason_code_extension(reason: RevocationReason) -> Result<X509Extension, ErrorStack> {
-    let oid = Asn1Object::from_str("2.5.29.21")?;
-    let der = Asn1OctetString::new_from_bytes(&[0x0a, 0x01, reason.code()])?;
-    X509Extension::new_from_der(&oid, false, &der)
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::ca::files::create_ca;
     use crate::cert;
 
-    fn now() -> i64 {
+    pub(crate) fn now() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64
     }
 
-    fn new_ca(kind: CaKeyType) -> Authority {
+    pub(crate) fn new_ca(kind: CaKeyType) -> Authority {
         let key = kind.generate().unwrap();
         let cert = self_signed_ca("pgssl client CA", 3650, &key, now()).unwrap();
         Authority { cert, key }
@@ -747,12 +567,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
         let ca = new_ca(CaKeyType::EcP256);
-        create(&crt, &key, &ca.cert, &ca.key).unwrap();
+        create_ca(&crt, &key, &ca.cert, &ca.key).unwrap();
         assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
         let loaded = load(&crt, &key).unwrap();
         assert_eq!(loaded.cert, ca.cert);
         assert!(matches!(
-            create(&crt, &key, &ca.cert, &ca.key),
+            create_ca(&crt, &key, &ca.cert, &ca.key),
             Err(CaError::Exists {
                 file: CaFile::Certificate,
                 ..
@@ -766,7 +586,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
         let first = new_ca(CaKeyType::EcP256);
-        create(&crt, &key, &first.cert, &first.key).unwrap();
+        create_ca(&crt, &key, &first.cert, &first.key).unwrap();
         let loaded = load_cached(&crt, &key).unwrap();
         assert_eq!(loaded.cert, first.cert);
         assert_eq!(load_cached(&crt, &key).unwrap().cert, first.cert);
@@ -782,7 +602,7 @@ mod tests {
         fs::remove_file(&crt).unwrap();
         fs::remove_file(&key).unwrap();
         let second = new_ca(CaKeyType::EcP384);
-        create(&crt, &key, &second.cert, &second.key).unwrap();
+        create_ca(&crt, &key, &second.cert, &second.key).unwrap();
         assert_eq!(load_cached(&crt, &key).unwrap().cert, second.cert);
         fs::remove_file(&key).unwrap();
         assert!(matches!(
@@ -807,7 +627,7 @@ mod tests {
         ));
         let ca = new_ca(CaKeyType::EcP256);
         let other = new_ca(CaKeyType::EcP256);
-        create(&crt, &key, &ca.cert, &other.key).unwrap();
+        create_ca(&crt, &key, &ca.cert, &other.key).unwrap();
         assert!(matches!(load(&crt, &key), Err(CaError::KeyMismatch { .. })));
         fs::remove_file(&crt).unwrap();
         fs::remove_file(&key).unwrap();
@@ -815,7 +635,7 @@ mod tests {
         let leaf_key = CaKeyType::EcP256.generate().unwrap();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
-        let name = policy::common_name_only("leaf").unwrap();
+        let name = profile::common_name_only("leaf").unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&leaf_key).unwrap();
@@ -829,7 +649,7 @@ mod tests {
             .unwrap();
         b.sign(&leaf_key, openssl::hash::MessageDigest::sha256())
             .unwrap();
-        create(&crt, &key, &b.build(), &leaf_key).unwrap();
+        create_ca(&crt, &key, &b.build(), &leaf_key).unwrap();
         assert!(matches!(load(&crt, &key), Err(CaError::NotCa { .. })));
         fs::remove_file(&key).unwrap();
         // World-readable keys are refused, whoever owns them.
@@ -859,72 +679,6 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn crl_lists_entries_with_reasons_and_verifies() {
-        for kind in [CaKeyType::EcP384, CaKeyType::Ed25519, CaKeyType::Rsa2048] {
-            let ca = new_ca(kind);
-            let entries = [
-                RevokedEntry {
-                    serial_hex: "4a3f".into(),
-                    revoked_at: now() - 60,
-                    reason: RevocationReason::KeyCompromise,
-                },
-                RevokedEntry {
-                    serial_hex: "0b".into(),
-                    revoked_at: now() - 30,
-                    reason: RevocationReason::Unspecified,
-                },
-            ];
-            let crl = build_crl(&ca, &entries, 7, now(), 7).unwrap();
-            assert!(crl.verify(&ca.key).unwrap());
-            let pem = String::from_utf8(crl.to_pem().unwrap()).unwrap();
-            assert!(pem.starts_with("-----BEGIN X509 CRL-----"));
-            let revoked = crl.get_revoked().unwrap();
-            assert_eq!(revoked.len(), 2);
-            let by_serial = |hex: &str| {
-                revoked
-                    .iter()
-                    .find(|r| cert::bignum_hex(&r.serial_number().to_bn().unwrap()) == hex)
-                    .unwrap()
-            };
-            let (_, code) = by_serial("4a3f")
-                .extension::<openssl::x509::ReasonCode>()
-                .unwrap()
-                .unwrap();
-            assert_eq!(code.get_i64().unwrap(), 1);
-            assert!(by_serial("0b")
-                .extension::<openssl::x509::ReasonCode>()
-                .unwrap()
-                .is_none());
-            let (_, number) = crl
-                .extension::<openssl::x509::CrlNumber>()
-                .unwrap()
-                .unwrap();
-            assert_eq!(
-                number.to_bn().unwrap().to_dec_str().unwrap().to_string(),
-                "7"
-            );
-        }
-    }
-
-    #[test]
-    fn empty_crl() {
-        let ca = new_ca(CaKeyType::EcP256);
-        let crl = build_crl(&ca, &[], 1, now(), 1).unwrap();
-        assert!(crl.verify(&ca.key).unwrap());
-        assert!(crl.get_revoked().is_none());
-    }
-
-    #[test]
-    fn atomic_write_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.crl");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     use std::os::unix::fs::PermissionsExt;

@@ -13,45 +13,21 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::Spi;
 
-use super::authority::{self, Authority, CaKeyType, CaRole, RevokedEntry};
-use super::policy::{self, RevocationReason, ValidityError};
+use super::authority::{self, Authority, CaError, CaFile, CaKeyType, CaRole};
+use super::issuance::{self, pem_text, Subject};
+use super::registry::{self, CertKind};
+use super::revocation::{self, RevocationReason};
+use super::{csr, files};
 use crate::backend::{now, require_superuser, require_writable, resolve_path, session_user};
-use crate::cert;
 use crate::error::{internal, PgsslError};
 use crate::gucs;
 
-/// Attempts at a serial number not yet in the registry. With 126 random bits
-/// a second attempt already means something is wrong with the random source.
-const SERIAL_ATTEMPTS: usize = 4;
 /// Longest `next_update_days` of a CRL.
 const MAX_CRL_DAYS: i32 = 366;
-
-pub(crate) fn crypto(doing: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> PgsslError {
-    internal(doing)
-}
 
 fn load_ca() -> Result<Authority, PgsslError> {
     authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
         .map_err(|e| PgsslError::ca(CaRole::Client, e))
-}
-
-/// A refused validity, naming the CA of `role` when it has expired.
-pub(crate) fn validity_error(e: ValidityError, role: CaRole, null_allowed: bool) -> PgsslError {
-    match e {
-        ValidityError::CaExpired => PgsslError::CaExpired { role },
-        other => PgsslError::InvalidArgument {
-            message: other.to_string(),
-            hint: Some(if null_allowed {
-                format!(
-                    "Ask for 1 to {} days, or NULL for pgssl.default_validity_days ({}).",
-                    gucs::max_validity_days(),
-                    gucs::default_validity_days()
-                )
-            } else {
-                format!("Ask for 1 to {} days.", gucs::max_validity_days())
-            }),
-        },
-    }
 }
 
 /// Makes a new CA: a key of `key_type` and a self-signed CA certificate,
@@ -73,7 +49,7 @@ fn make_client_ca(
 ) -> Result<String, PgsslError> {
     require_superuser("pgssl.init_ca()")?;
     require_writable("pgssl.init_ca()")?;
-    policy::check_common_name(common_name)
+    csr::check_common_name(common_name)
         .map_err(|e| PgsslError::invalid(format!("invalid CA common name: {e}")))?;
     if !(1..=authority::MAX_CA_DAYS).contains(&valid_days) {
         return Err(PgsslError::invalid(format!(
@@ -87,33 +63,21 @@ fn make_client_ca(
     })?;
     let (cert_path, key_path) = (gucs::ca_cert_file(), gucs::ca_key_file());
     // Refuse before spending time on an RSA key.
-    for (file, path) in [
-        (authority::CaFile::Certificate, &cert_path),
-        (authority::CaFile::Key, &key_path),
-    ] {
+    for (file, path) in [(CaFile::Certificate, &cert_path), (CaFile::Key, &key_path)] {
         if path.symlink_metadata().is_ok() {
+            let path = path.clone();
             return Err(PgsslError::ca(
                 CaRole::Client,
-                authority::CaError::Exists {
-                    file,
-                    path: path.clone(),
-                },
+                CaError::Exists { file, path },
             ));
         }
     }
-    let key = kind.generate().map_err(crypto("making the CA key"))?;
+    let key = kind.generate().map_err(internal("making the CA key"))?;
     let cert = authority::self_signed_ca(common_name, valid_days, &key, now())
-        .map_err(crypto("making the CA certificate"))?;
-    authority::create(&cert_path, &key_path, &cert, &key)
+        .map_err(internal("making the CA certificate"))?;
+    files::create_ca(&cert_path, &key_path, &cert, &key)
         .map_err(|e| PgsslError::ca(CaRole::Client, e))?;
     pem_text(cert.to_pem())
-}
-
-pub(crate) fn pem_text(
-    pem: Result<Vec<u8>, openssl::error::ErrorStack>,
-) -> Result<String, PgsslError> {
-    let pem = pem.map_err(crypto("encoding PEM"))?;
-    String::from_utf8(pem).map_err(internal("encoding PEM"))
 }
 
 /// The CA certificate, PEM. Public information: anyone may fetch it to
@@ -133,7 +97,7 @@ fn enroll(
     valid_days: default!(Option<i32>, "NULL"),
 ) -> Result<Option<String>, ErrorReport> {
     let Some(csr) = csr else { return Ok(None) };
-    Ok(Some(issue(csr, valid_days, true)?))
+    Ok(Some(sign_client_csr(csr, valid_days, true)?))
 }
 
 /// For administrators: signs a CSR for any CN.
@@ -144,13 +108,12 @@ fn sign_csr(
     valid_days: default!(Option<i32>, "NULL"),
 ) -> Result<Option<String>, ErrorReport> {
     let Some(csr) = csr else { return Ok(None) };
-    Ok(Some(issue(csr, valid_days, false)?))
+    Ok(Some(sign_client_csr(csr, valid_days, false)?))
 }
 
-/// Checks the CSR, signs it and records it, in this order, so that every
-/// refusal happens before anything is signed; the registry row is written in
-/// the caller's transaction and goes away with it on rollback.
-fn issue(
+/// Checks everything that can be refused before anything is signed, then
+/// takes the one issuance path.
+fn sign_client_csr(
     csr: &str,
     valid_days: Option<i32>,
     only_for_session_user: bool,
@@ -160,7 +123,7 @@ fn issue(
     } else {
         "pgssl.sign_csr()"
     })?;
-    let checked = policy::check_csr(csr)?;
+    let checked = csr::check_csr(csr)?;
     if only_for_session_user {
         let user = session_user();
         if checked.common_name != user {
@@ -172,56 +135,8 @@ fn issue(
     }
     let days = valid_days.unwrap_or_else(gucs::default_validity_days);
     let ca = load_ca()?;
-    let ca_not_after = cert::unix_seconds(ca.cert.not_after()).unwrap_or(0);
-    let validity = policy::validity(now(), days, gucs::max_validity_days(), ca_not_after)
-        .map_err(|e| validity_error(e, CaRole::Client, true))?;
-
-    for _ in 0..SERIAL_ATTEMPTS {
-        let serial = policy::random_serial().map_err(crypto("drawing a serial"))?;
-        let issued =
-            policy::issue_client_certificate(&checked, &ca.cert, &ca.key, &serial, validity)
-                .map_err(crypto("signing the certificate"))?;
-        let pem = pem_text(issued.to_pem())?;
-        let recorded = Spi::get_one_with_args::<bool>(
-            "INSERT INTO pgssl.issued_certs
-                    (serial, common_name, not_before, not_after, fingerprint_sha256,
-                     issued_by, certificate)
-             VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5,
-                     pg_catalog.session_user(), $6)
-             ON CONFLICT (serial) DO NOTHING
-             RETURNING true",
-            &[
-                cert::bignum_hex(&serial).into(),
-                checked.common_name.as_str().into(),
-                (validity.not_before as f64).into(),
-                (validity.not_after as f64).into(),
-                cert::fingerprint_sha256(&issued).unwrap_or_default().into(),
-                pem.as_str().into(),
-            ],
-        );
-        match recorded {
-            Ok(Some(true)) => {
-                // The server log keeps what the registry loses if the caller's
-                // transaction rolls back after the certificate was handed out.
-                pgrx::log!(
-                    "pgssl issued certificate serial {} for CN {:?} to {:?}, valid until {}, SHA-256 {}",
-                    cert::bignum_hex(&serial),
-                    checked.common_name,
-                    session_user(),
-                    crate::timestamps::iso8601(validity.not_after).unwrap_or_default(),
-                    cert::fingerprint_sha256(&issued).unwrap_or_default()
-                );
-                return Ok(pem);
-            }
-            // ON CONFLICT: that serial was issued before; draw another.
-            Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => continue,
-            Err(e) => return Err(internal("recording the certificate")(e)),
-        }
-    }
-    Err(PgsslError::Internal {
-        doing: "drawing a serial number",
-        reason: format!("{SERIAL_ATTEMPTS} random serials were all taken"),
-    })
+    let validity = issuance::validity_under(&ca, days, CaRole::Client)?;
+    Ok(issuance::issue(&ca, Subject::Client(&checked), validity)?.pem)
 }
 
 /// Marks a certificate revoked. `false` when it already was.
@@ -233,7 +148,7 @@ fn revoke(serial: &str, reason: default!(&str, "'unspecified'")) -> Result<bool,
 
 fn revoke_serial(serial: &str, reason: &str) -> Result<bool, PgsslError> {
     require_writable("pgssl.revoke()")?;
-    let serial = policy::normalize_serial(serial)?;
+    let serial = revocation::normalize_serial(serial)?;
     let reason =
         RevocationReason::from_name(reason).ok_or_else(|| PgsslError::InvalidArgument {
             message: format!("unknown revocation reason {reason:?}"),
@@ -242,25 +157,11 @@ fn revoke_serial(serial: &str, reason: &str) -> Result<bool, PgsslError> {
                 RevocationReason::names()
             )),
         })?;
-    let not_yet_revoked = match Spi::get_one_with_args::<bool>(
-        "SELECT revoked_at IS NULL FROM pgssl.issued_certs WHERE serial = $1 FOR UPDATE",
-        &[serial.as_str().into()],
-    ) {
-        Ok(found) => found,
-        Err(pgrx::spi::SpiError::InvalidPosition) => None,
-        Err(e) => return Err(internal("looking up the serial")(e)),
-    };
-    match not_yet_revoked {
+    match registry::lock_unrevoked(&serial)? {
         None => Err(PgsslError::UnknownSerial { serial }),
         Some(false) => Ok(false),
         Some(true) => {
-            Spi::run_with_args(
-                "UPDATE pgssl.issued_certs
-                    SET revoked_at = pg_catalog.now(), revocation_reason = $2
-                  WHERE serial = $1",
-                &[serial.as_str().into(), reason.name().into()],
-            )
-            .map_err(internal("recording the revocation"))?;
+            registry::mark_revoked(&serial, reason)?;
             Ok(true)
         }
     }
@@ -275,6 +176,7 @@ fn crl(next_update_days: default!(i32, 7)) -> Result<String, ErrorReport> {
     Ok(make_crl(next_update_days)?)
 }
 
+/// The client CA's CRL: the client certificates revoked in the registry.
 fn make_crl(next_update_days: i32) -> Result<String, PgsslError> {
     if !(1..=MAX_CRL_DAYS).contains(&next_update_days) {
         return Err(PgsslError::invalid(format!(
@@ -282,50 +184,11 @@ fn make_crl(next_update_days: i32) -> Result<String, PgsslError> {
         )));
     }
     let ca = load_ca()?;
-    // CRL numbers only grow: without a number there is no CRL.
-    let number = Spi::get_one::<i64>("SELECT pg_catalog.nextval('pgssl.crl_number')")
-        .map_err(internal("drawing the next CRL number"))?
-        .ok_or_else(|| PgsslError::Internal {
-            doing: "drawing the next CRL number",
-            reason: "nextval returned NULL".into(),
-        })?;
-    let entries = revoked_entries()?;
-    let crl = authority::build_crl(&ca, &entries, number, now(), next_update_days)
-        .map_err(crypto("signing the CRL"))?;
+    let number = registry::next_crl_number()?;
+    let entries = registry::revoked(CertKind::Client)?;
+    let crl = revocation::build_crl(&ca, &entries, number, now(), next_update_days)
+        .map_err(internal("signing the CRL"))?;
     pem_text(crl.to_pem())
-}
-
-fn revoked_entries() -> Result<Vec<RevokedEntry>, PgsslError> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT serial,
-                    pg_catalog.floor(pg_catalog.date_part('epoch', revoked_at))::bigint,
-                    revocation_reason
-               FROM pgssl.issued_certs
-              WHERE revoked_at IS NOT NULL
-              ORDER BY serial",
-            None,
-            &[],
-        )?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (Some(serial_hex), Some(revoked_at)) = (row.get::<String>(1)?, row.get::<i64>(2)?)
-            else {
-                continue;
-            };
-            let reason = row
-                .get::<String>(3)?
-                .and_then(|r| RevocationReason::from_name(&r))
-                .unwrap_or(RevocationReason::Unspecified);
-            entries.push(RevokedEntry {
-                serial_hex,
-                revoked_at,
-                reason,
-            });
-        }
-        Ok::<_, pgrx::spi::SpiError>(entries)
-    })
-    .map_err(internal("reading revoked certificates"))
 }
 
 /// Writes a fresh CRL to the file `ssl_crl_file` names (atomically: write,
@@ -345,7 +208,7 @@ fn write_crl_file(next_update_days: i32) -> Result<String, PgsslError> {
     }
     let pem = make_crl(next_update_days)?;
     let path = resolve_path(&setting);
-    authority::write_atomically(&path, pem.as_bytes()).map_err(|e| PgsslError::FileWrite {
+    files::write_atomically(&path, pem.as_bytes()).map_err(|e| PgsslError::FileWrite {
         what: "CRL",
         path: path.clone(),
         reason: e.to_string(),

@@ -1,12 +1,29 @@
-//! The in-database certificate authority: sign client CSRs from SQL under a
-//! strict policy, keep a registry of what was issued, revoke and publish CRLs.
+//! The in-database certificate authorities: sign client CSRs from SQL under
+//! a strict policy, sign the server's own certificate, keep a registry of
+//! what was issued, revoke and publish CRLs.
 //!
-//! - [`policy`]: which CSRs are signed and the certificate profile (pure);
-//! - [`authority`]: making, loading and using the CA's two files (pure);
-//! - [`functions`]: the SQL functions (`pgssl.init_ca`, `pgssl.enroll`, ...).
+//! Pure modules (no backend types, covered by plain `#[test]`s):
+//! - [`csr`]: which CSRs are signed;
+//! - [`profile`]: validity, serials and the one end-entity profile;
+//! - [`revocation`]: serials given to SQL, revocation reasons, the CRL;
+//! - [`authority`]: the CAs' key types, making, loading and caching a CA;
+//! - [`files`]: every file pgssl writes.
 //!
-//! Its settings are in [`crate::gucs`].
+//! Backend modules:
+//! - [`registry`]: all SQL on `pgssl.issued_certs` and `pgssl.crl_number`;
+//! - [`issuance`]: the one path from a checked name and key to a signed,
+//!   recorded certificate, for `enroll`, `sign_csr` and `issue_server_cert`;
+//! - [`functions`]: the CA's SQL functions (`pgssl.init_ca`, `pgssl.enroll`, ...).
+//!
+//! The settings are in [`crate::gucs`].
 
 pub mod authority;
+pub mod csr;
+pub mod files;
 pub(crate) mod functions;
-pub mod policy;
+pub(crate) mod issuance;
+pub mod profile;
+pub(crate) mod registry;
+pub mod revocation;
+#[cfg(test)]
+mod test_support;

@@ -18,10 +18,10 @@ use serde_json::json;
 
 use crate::backend::{self, now};
 use crate::ca::authority::{self, Authority, CaError, CaKeyType, CaRole};
-use crate::ca::functions::{crypto, pem_text, validity_error};
-use crate::ca::policy;
+use crate::ca::files;
+use crate::ca::issuance::{self, pem_text, Subject};
 use crate::cert;
-use crate::error::PgsslError;
+use crate::error::{internal, PgsslError};
 use crate::gucs;
 use crate::timestamps;
 
@@ -37,10 +37,10 @@ fn load_or_create_server_ca() -> Result<(Authority, bool), PgsslError> {
         Err(CaError::Missing { .. }) if !cert_path.exists() && !key_path.exists() => {
             let key = CaKeyType::EcP256
                 .generate()
-                .map_err(crypto("making the server CA key"))?;
+                .map_err(internal("making the server CA key"))?;
             let cert = authority::self_signed_ca(SERVER_CA_NAME, SERVER_CA_DAYS, &key, now())
-                .map_err(crypto("making the server CA certificate"))?;
-            authority::create(&cert_path, &key_path, &cert, &key)
+                .map_err(internal("making the server CA certificate"))?;
+            files::create_ca(&cert_path, &key_path, &cert, &key)
                 .map_err(|e| PgsslError::ca(CaRole::Server, e))?;
             Ok((Authority { cert, key }, true))
         }
@@ -63,40 +63,6 @@ fn new_file_names(serial_hex: &str) -> (String, String) {
     (format!("{stem}.crt"), format!("{stem}.key"))
 }
 
-/// Writes the key (0600) and then the certificate, each atomically, never
-/// over an existing file; when the certificate cannot be written, the key is
-/// removed again.
-fn write_pair(
-    cert_path: &Path,
-    cert_pem: &[u8],
-    key_path: &Path,
-    key_pem: &[u8],
-) -> Result<(), PgsslError> {
-    let failed = |what, path: &Path, e: std::io::Error| PgsslError::FileWrite {
-        what,
-        path: path.into(),
-        reason: e.to_string(),
-    };
-    for (what, path) in [
-        ("server certificate", cert_path),
-        ("server private key", key_path),
-    ] {
-        if path.symlink_metadata().is_ok() {
-            return Err(PgsslError::FileExists {
-                what,
-                path: path.into(),
-            });
-        }
-    }
-    authority::write_atomically_with_mode(key_path, key_pem, 0o600)
-        .map_err(|e| failed("server private key", key_path, e))?;
-    if let Err(e) = authority::write_atomically_with_mode(cert_path, cert_pem, 0o644) {
-        let _ = std::fs::remove_file(key_path);
-        return Err(failed("server certificate", cert_path, e));
-    }
-    Ok(())
-}
-
 fn sql_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
@@ -113,37 +79,35 @@ fn issue_server_cert(
 
 fn issue(hostnames: &[Option<String>], valid_days: i32) -> Result<serde_json::Value, PgsslError> {
     backend::require_superuser("pgssl.issue_server_cert()")?;
+    backend::require_writable("pgssl.issue_server_cert()")?;
     let hosts = profile::parse_hostnames(hostnames)?;
     // Refuse bad days before the server CA is made on first use: a refused
     // call leaves nothing behind.
-    let checked_validity = |ca_not_after| {
-        policy::validity(now(), valid_days, gucs::max_validity_days(), ca_not_after)
-            .map_err(|e| validity_error(e, CaRole::Server, false))
-    };
-    checked_validity(i64::MAX)?;
+    issuance::validity(valid_days, i64::MAX, CaRole::Server)?;
     let (ca, ca_created) = load_or_create_server_ca()?;
-    let validity = checked_validity(cert::unix_seconds(ca.cert.not_after()).unwrap_or(0))?;
+    let validity = issuance::validity_under(&ca, valid_days, CaRole::Server)?;
 
     let key = CaKeyType::EcP256
         .generate()
-        .map_err(crypto("making the server key"))?;
-    let serial = policy::random_serial().map_err(crypto("drawing a serial number"))?;
-    let issued =
-        profile::issue_server_certificate(&hosts, &key, &ca.cert, &ca.key, &serial, validity)
-            .map_err(crypto("signing the server certificate"))?;
-    let serial_hex = cert::serial_hex(&issued).unwrap_or_default();
-    let cert_pem = issued
-        .to_pem()
-        .map_err(crypto("encoding the certificate"))?;
+        .map_err(internal("making the server key"))?;
+    let issued = issuance::issue(
+        &ca,
+        Subject::Server {
+            hosts: &hosts,
+            key: &key,
+        },
+        validity,
+    )?;
     let key_pem = key
         .private_key_to_pem_pkcs8()
-        .map_err(crypto("encoding the key"))?;
+        .map_err(internal("encoding the key"))?;
 
-    let (cert_name, key_name) = new_file_names(&serial_hex);
+    let (cert_name, key_name) = new_file_names(&issued.serial_hex);
     let data_dir = backend::data_directory();
     let (cert_path, key_path) = (data_dir.join(&cert_name), data_dir.join(&key_name));
-    write_pair(&cert_path, &cert_pem, &key_path, &key_pem)?;
+    files::write_server_pair(&cert_path, issued.pem.as_bytes(), &key_path, &key_pem)?;
 
+    let cert = &issued.cert;
     Ok(json!({
         "ssl_cert_file": cert_name,
         "ssl_key_file": key_name,
@@ -151,12 +115,12 @@ fn issue(hostnames: &[Option<String>], valid_days: i32) -> Result<serde_json::Va
         "key_path": path_text(&key_path),
         "server_ca_cert_file": path_text(&gucs::server_ca_cert_file()),
         "server_ca_created": ca_created,
-        "subject": cert::name_rfc2253(issued.subject_name()),
-        "subject_alt_names": cert::subject_alt_names(&issued),
-        "serial_hex": serial_hex,
-        "not_before": timestamps::iso8601(validity.not_before),
-        "not_after": timestamps::iso8601(validity.not_after),
-        "fingerprint_sha256": cert::fingerprint_sha256(&issued),
+        "subject": cert::name_rfc2253(cert.subject_name()),
+        "subject_alt_names": cert::subject_alt_names(cert),
+        "serial_hex": issued.serial_hex,
+        "not_before": timestamps::iso8601(issued.validity.not_before),
+        "not_after": timestamps::iso8601(issued.validity.not_after),
+        "fingerprint_sha256": cert::fingerprint_sha256(cert),
         "next_steps": [
             format!("ALTER SYSTEM SET ssl_cert_file = {}", sql_literal(&cert_name)),
             format!("ALTER SYSTEM SET ssl_key_file = {}", sql_literal(&key_name)),

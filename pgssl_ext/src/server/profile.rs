@@ -12,7 +12,7 @@ use openssl::pkey::{PKeyRef, Private};
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509Ref, X509};
 
-use crate::ca::policy::{self, Validity};
+use crate::ca::profile::{self as ca_profile, Validity};
 
 /// Most names one certificate carries.
 pub const MAX_HOSTNAMES: usize = 100;
@@ -153,7 +153,7 @@ fn parse_hostname(name: &str) -> Result<HostName, HostError> {
 }
 
 /// Builds and signs a server certificate: the CA's one end-entity profile
-/// ([`policy::issue_end_entity`]) with serverAuth, subject `CN=<first name>`,
+/// ([`ca_profile::issue_end_entity`]) with serverAuth, subject `CN=<first name>`,
 /// and a SAN for every name (dNSName or iPAddress).
 pub fn issue_server_certificate(
     hosts: &[HostName],
@@ -170,10 +170,10 @@ pub fn issue_server_certificate(
             HostName::Ip(ip) => sans.ip(&ip.to_string()),
         };
     }
-    policy::issue_end_entity(
+    ca_profile::issue_end_entity(
         &hosts[0].to_string(),
         key,
-        policy::Purpose::Server,
+        ca_profile::Purpose::Server,
         Some(sans),
         ca_cert,
         ca_key,
@@ -279,7 +279,7 @@ mod tests {
         let ca = self_signed_ca("test server CA", 30, &ca_key, 1_800_000_000).unwrap();
         let key = CaKeyType::EcP256.generate().unwrap();
         let hosts = parse_hostnames(&names(&["localhost", "127.0.0.1", "db.example.com"])).unwrap();
-        let serial = policy::random_serial().unwrap();
+        let serial = ca_profile::random_serial().unwrap();
         let validity = Validity {
             not_before: 1_800_000_000,
             not_after: 1_800_086_400,
