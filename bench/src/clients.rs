@@ -30,7 +30,7 @@ pub struct Target {
 }
 
 enum Kind {
-    Pgssl(Connector),
+    Pgssl(Box<Connector>),
     Openssl(tokio_postgres::Config, postgres_openssl::MakeTlsConnector),
     Rustls(
         tokio_postgres::Config,
@@ -87,7 +87,7 @@ impl Contender {
             pgssl_tests::conninfo::verify_full(target.port, &target.user, &target.root_cert, files);
         let config = Config::from_conninfo_with_env(&conninfo, &|_| None, Some(home))?;
         Ok(Contender {
-            kind: Kind::Pgssl(Connector::new(config)),
+            kind: Kind::Pgssl(Box::new(Connector::new(config))),
         })
     }
 

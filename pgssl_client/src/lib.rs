@@ -20,8 +20,20 @@
 //! # }
 //! ```
 //!
-//! For pools, build a [`MakeTls`] from the same [`Config`] and hand it over with
-//! [`Config::to_tokio_postgres`].
+//! The API, all of it at the crate root:
+//!
+//! - [`connect`] for one connection; a [`Connector`] (a [`Config`] with its certificate files
+//!   read once) for many, with [`Connector::connect_with_info`] telling how each was secured
+//!   ([`ConnectionInfo`], [`TlsInfo`], [`CertificateSummary`]).
+//! - [`Config`]: a connection string parsed as libpq parses it, with typed accessors.
+//! - [`MakeTls`] for pools: give it, with [`Config::to_tokio_postgres`], to
+//!   `tokio_postgres::Config::connect`, deadpool-postgres or bb8. It yields [`TlsConnector`]s
+//!   and [`TlsStream`]s, with `tls-server-end-point` channel binding.
+//! - [`Error`]: which check failed, in libpq's words, with what was expected and presented.
+//!
+//! When pgssl_client refuses a server certificate, the server receives the TLS alert libpq
+//! would send (`unknown_ca`, `certificate_expired`, `certificate_revoked`, ...), and the
+//! caller gets libpq's reason.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

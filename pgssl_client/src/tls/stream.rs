@@ -18,6 +18,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use super::auth_watch::AuthWatch;
 use super::certificate::CertificateSummary;
+use super::verifier::with_failure_slot;
 use super::{TlsSetup, Verification};
 use crate::config::{Config, SslCertMode};
 use crate::error::Error;
@@ -122,7 +123,10 @@ pub struct TlsConnector {
 
 /// The error a failed handshake yields: the certificate check's own error when that is what
 /// failed, else rustls' description.
-fn handshake_error(e: io::Error) -> Error {
+fn handshake_error(e: io::Error, verifier_error: Option<Error>) -> Error {
+    if let Some(mine) = verifier_error {
+        return mine;
+    }
     if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) =
         e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
     {
@@ -161,10 +165,11 @@ where
                 });
                 config = Arc::new(c);
             }
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(handshake_error)?;
+            let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+            let tls = match with_failure_slot(handshake).await {
+                (Ok(tls), _) => tls,
+                (Err(e), verifier_error) => return Err(handshake_error(e, verifier_error)),
+            };
             if setup.cert_mode == SslCertMode::Require {
                 // libpq checks at AuthenticationOk; the handshake already tells.
                 if !cert_requested.load(Ordering::SeqCst) {

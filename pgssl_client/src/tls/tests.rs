@@ -12,6 +12,7 @@ use openssl::x509::X509;
 use pgssl_tests::{seed_recipe, Ca, CertSpec};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::{AlertDescription, CertificateError};
 
 use super::files::load_private_key;
 use super::hostname::check_host_name;
@@ -359,10 +360,117 @@ fn remembered_chains_still_get_the_host_name_checked() {
     let err = v
         .verify_server_cert(&leaf, &[], &name("db.example.com"), &[], now)
         .unwrap_err();
-    assert!(format!("{err:?}").contains("HostNameMismatch"), "{err}");
+    assert!(
+        format!("{err:?}").contains("NotValidForNameContext"),
+        "{err}"
+    );
     // Outside the certificate's validity the remembered outcome does not apply.
     let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         now.as_secs() + 2 * 365 * 86_400,
     ));
     assert!(!cache.contains(leaf.as_ref(), &[], Some("localhost"), secs(later)));
+}
+
+/// The certificate error a verify-full verifier trusting `ca` gives `leaf` for `host`.
+fn refusal(d: &Path, ca: &Ca, extra: &str, leaf: &X509, host: &str) -> CertificateError {
+    fs::write(d.join("root.crt"), ca.cert.to_pem().unwrap()).unwrap();
+    let setup = TlsSetup::new(&config(&format!(
+        "sslmode=verify-full sslrootcert={}/root.crt sslcert=/nonexistent {extra}",
+        d.display()
+    )))
+    .unwrap();
+    let leaf = CertificateDer::from(leaf.to_der().unwrap());
+    let name = ServerName::try_from(host.to_string()).unwrap();
+    match setup
+        .verifier
+        .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+    {
+        Err(rustls::Error::InvalidCertificate(e)) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn refusals_carry_the_alert_openssl_would_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("alert CA");
+    let alert = |e: &CertificateError| AlertDescription::from(e.clone());
+
+    let stranger = Ca::new("stranger CA").issue(&CertSpec::server()).cert;
+    let e = refusal(d, &ca, "", &stranger, "localhost");
+    assert!(matches!(e, CertificateError::UnknownIssuer), "{e:?}");
+    assert_eq!(alert(&e), AlertDescription::UnknownCA);
+
+    let expired = ca.issue(&CertSpec::server().validity(-7200, -3600)).cert;
+    let e = refusal(d, &ca, "", &expired, "localhost");
+    assert!(
+        matches!(e, CertificateError::ExpiredContext { .. }),
+        "{e:?}"
+    );
+    assert_eq!(alert(&e), AlertDescription::CertificateExpired);
+
+    let future = ca.issue(&CertSpec::server().validity(3600, 7200)).cert;
+    let e = refusal(d, &ca, "", &future, "localhost");
+    assert!(
+        matches!(e, CertificateError::NotValidYetContext { .. }),
+        "{e:?}"
+    );
+
+    let revoked = ca.issue(&CertSpec::server()).cert;
+    fs::write(d.join("x.crl"), ca.crl(&[&revoked])).unwrap();
+    let crl = format!("sslcrl={}/x.crl", d.display());
+    let e = refusal(d, &ca, &crl, &revoked, "localhost");
+    assert!(matches!(e, CertificateError::Revoked), "{e:?}");
+    assert_eq!(alert(&e), AlertDescription::CertificateRevoked);
+
+    let client_only = ca.issue(&CertSpec::client(&[("CN", "x")])).cert;
+    let e = refusal(d, &ca, "", &client_only, "localhost");
+    assert!(matches!(e, CertificateError::InvalidPurpose), "{e:?}");
+    assert_eq!(alert(&e), AlertDescription::UnsupportedCertificate);
+
+    let good = ca.issue(&CertSpec::server()).cert;
+    match refusal(d, &ca, "", &good, "db.example.com") {
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            assert_eq!(expected.to_str(), "db.example.com");
+            assert_eq!(presented, ["localhost", "127.0.0.1"]);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_caller_still_reads_libpqs_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("words CA");
+    fs::write(d.join("root.crt"), ca.cert.to_pem().unwrap()).unwrap();
+    let setup = TlsSetup::new(&config(&format!(
+        "sslmode=verify-full sslrootcert={}/root.crt sslcert=/nonexistent",
+        d.display()
+    )))
+    .unwrap();
+    let expired = CertificateDer::from(
+        ca.issue(&CertSpec::server().validity(-7200, -3600))
+            .cert
+            .to_der()
+            .unwrap(),
+    );
+    let name = ServerName::try_from("localhost").unwrap();
+    let (outcome, error) = verifier::with_failure_slot(async {
+        setup
+            .verifier
+            .verify_server_cert(&expired, &[], &name, &[], UnixTime::now())
+    })
+    .await;
+    assert!(outcome.is_err());
+    let error = error.expect("the verifier's own error").to_string();
+    assert!(
+        error.starts_with("server certificate verification failed at depth 0")
+            && error.contains("certificate has expired"),
+        "{error}"
+    );
 }
