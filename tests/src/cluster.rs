@@ -578,15 +578,7 @@ impl TlsCluster {
     /// Runs SQL as the superuser over the Unix socket in database `postgres`;
     /// returns the unaligned, tuples-only output. Panics on any error.
     pub fn sql(&self, sql: &str) -> String {
-        let out = self.psql_socket(sql);
-        assert!(
-            out.status.success(),
-            "{sql}\nfailed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim_end_matches('\n')
-            .to_string()
+        crate::stdout_ok(&self.psql_socket(sql), sql)
     }
 
     fn psql_socket(&self, sql: &str) -> Output {
@@ -658,15 +650,10 @@ impl TlsCluster {
     /// Like [`psql`](Self::psql), panicking with psql's stderr on failure;
     /// returns stdout without the final newline.
     pub fn psql_ok(&self, conninfo: &str, sql: &str) -> String {
-        let out = self.psql(conninfo, sql);
-        assert!(
-            out.status.success(),
-            "psql {conninfo:?} -c {sql:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .trim_end_matches('\n')
-            .to_string()
+        crate::stdout_ok(
+            &self.psql(conninfo, sql),
+            &format!("psql {conninfo:?} -c {sql:?}"),
+        )
     }
 
     /// Runs a query that returns one JSON value and parses it.

@@ -1,6 +1,13 @@
 //! End-to-end test support for pgssl: throwaway TLS clusters and
 //! certificates minted at run time.
 //!
+//! The one place for what the tests and the benchmark share:
+//! [`TlsCluster`] (a primary, [`TlsCluster::start_standby`] a streaming
+//! standby of it, [`ClusterBuilder::faketime`] a moved clock), [`conninfo`]
+//! (connection strings), [`pki`] (CAs, certificates, CRLs, [`csr_pem`] and
+//! [`openssl_csr`] for CSRs, [`unix_time`] and friends for ASN.1 times), and
+//! [`wait_until`] for polling.
+//!
 //! ```no_run
 //! use pgssl_tests::TlsCluster;
 //!
@@ -16,7 +23,7 @@ pub mod conninfo;
 pub mod pki;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -48,12 +55,20 @@ pub fn openssl_stdout(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .expect("openssl");
+    stdout_ok(&out, &format!("openssl {args:?}"))
+}
+
+/// The stdout of a command that must have succeeded, without its final
+/// newline; panics naming `what` failed, with its stderr, otherwise.
+pub fn stdout_ok(out: &Output, what: &str) -> String {
     assert!(
         out.status.success(),
-        "openssl {args:?} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 /// Polls `ready` every 50 ms until it holds; panics after `timeout`,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use openssl::pkey::PKey;
 use openssl::x509::{X509NameBuilder, X509};
 use pgssl_tests::{
-    csr_pem, openssl_csr, openssl_stdout, seed_recipe, wait_until, CertFiles, KeyType, TlsCluster,
+    csr_pem, openssl_csr, openssl_stdout, seed_recipe, stdout_ok, wait_until, CertFiles, KeyType,
+    TlsCluster,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -32,14 +33,7 @@ fn run_sql(cluster: &TlsCluster, conninfo: &str, sql: &str) -> Output {
 /// `sql` as `role` over the socket; stdout, or panics with stderr.
 fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
     let out = run_sql(cluster, &cluster.socket_conninfo(role), sql);
-    assert!(
-        out.status.success(),
-        "as {role}: {sql}\nfailed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim_end_matches('\n')
-        .to_string()
+    stdout_ok(&out, &format!("as {role}: {sql}"))
 }
 
 /// Asserts that `sql` as `role` fails with `sqlstate`; returns the error text.

@@ -3,7 +3,7 @@
 //! `CN=127.0.0.1` (no SAN), its separate client CA, `hostssl ... cert`, and
 //! psql with `sslmode=verify-full`.
 
-use pgssl_tests::{seed_recipe, TlsCluster, SEED_HBA};
+use pgssl_tests::{seed_recipe, stdout_ok, TlsCluster, SEED_HBA};
 
 fn seed_cluster() -> (TlsCluster, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
@@ -62,12 +62,10 @@ fn the_seed_server_side_check_with_pgsslrootcert_and_require() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        stdout_ok(&out, "psql with PGSSLROOTCERT").trim(),
+        "t|postgres"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t|postgres");
 
     // With the client CA as the root instead, the server's chain does not verify.
     let out = cluster

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pgssl_tests::{wait_until, TlsCluster};
+use pgssl_tests::{stdout_ok, wait_until, TlsCluster};
 use serde_json::Value;
 
 fn issue(cluster: &TlsCluster, hostnames: &str) -> Value {
@@ -154,13 +154,7 @@ fn rotation_keeps_open_connections_and_serves_the_new_certificate() {
     // The old session still answers, over TLS.
     writeln!(stdin, "SELECT 'after', pgssl.ssl_version() IS NOT NULL;").unwrap();
     drop(stdin);
-    let out = open.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_ok(&open.wait_with_output().unwrap(), "the open session");
     assert!(
         stdout.contains("before|") && stdout.contains("after|t"),
         "{stdout}"
@@ -274,11 +268,7 @@ fn bad_input_is_an_error_with_its_sqlstate_and_leaves_nothing_behind() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_ok(&out, "setting the locked key file");
     let out = cluster
         .psql_command(&superuser)
         .args([
