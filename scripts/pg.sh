@@ -104,6 +104,7 @@ apt-get "${apt_opts[@]}" update >>"$log" 2>&1 || {
 }
 (cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "postgresql-$major") >>"$log" 2>&1 || {
   tail -20 "$log" >&2
+  echo "$0: could not download Debian $suite's postgresql-$major source package (apt's error above)" >&2
   exit 1
 }
 
