@@ -3,9 +3,24 @@
 # and end-to-end tests of the whole workspace, the extension's in-database
 # (#[pg_test]) tests, a smoke run of the benchmark, and the Debian packages
 # (scripts/test-packages.sh); ends with the total over every test binary.
+#
+#   scripts/test.sh                  all of it on PostgreSQL 15
+#   scripts/test.sh --all-versions   also: all of it on 18, the in-database and
+#                                    session tests on 13, and pgssl against psql 18
+#                                    on 13, 15 and 18 servers (the first run builds
+#                                    13 and 18: see scripts/pg.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+all_versions=false
+case "${1:-}" in
+  --all-versions) all_versions=true ;;
+  "") ;;
+  *)
+    echo "usage: $0 [--all-versions]" >&2
+    exit 2
+    ;;
+esac
+if $all_versions; then scripts/setup.sh --versions "13 15 18"; else scripts/setup.sh; fi
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 log=$(mktemp /tmp/pgssl-test-log.XXXXXX)
@@ -18,18 +33,39 @@ say "Lints: formatting, and clippy with every warning an error"
 cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
 
+if $all_versions; then
+  # pgssl against psql 18 (libpq 18) joins every end-to-end run below.
+  PGSSL_PSQL18="$(dirname "$(scripts/pg.sh 18)")/psql"
+  export PGSSL_PSQL18
+fi
+
 say "Unit and end-to-end tests (real TLS clusters, psql as the reference client)"
 run cargo test --workspace --exclude pgssl_ext
 
 say "Extension unit tests and #[pg_test]s"
 chmod 0755 "$pgdata_parent"
-export CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data"
 if [ "$(id -u)" -eq 0 ]; then
   # initdb refuses root: the test cluster runs as the postgres OS user.
   chown postgres: "$pgdata_parent"
   export CARGO_PGRX_TEST_RUNAS=postgres
 fi
-(cd pgssl_ext && run cargo pgrx test pg15)
+(cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-15" run cargo pgrx test pg15)
+
+if $all_versions; then
+  for v in 18 13; do
+    bindir=$(dirname "$(scripts/pg.sh "$v")")
+    say "PostgreSQL $v: extension unit tests and #[pg_test]s"
+    (cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-$v" run cargo pgrx test "pg$v")
+    if [ "$v" = 18 ]; then
+      say "PostgreSQL $v: unit and end-to-end tests"
+      PGSSL_PG_BINDIR=$bindir run cargo test --workspace --exclude pgssl_ext
+    else
+      say "PostgreSQL $v: session end-to-end tests, and pgssl against psql 18"
+      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_tests --test session
+      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18
+    fi
+  done
+fi
 
 say "Benchmark smoke run (fails only when a comparison cannot run, never on a timing)"
 run cargo run -p pgssl_bench -- --quick

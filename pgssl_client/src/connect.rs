@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio_postgres::config::SslMode as TpMode;
 use tokio_postgres::{Client, Connection, Socket};
 
-use crate::config::{Config, Endpoint, SslMode};
+use crate::config::{Config, Endpoint, SslCertMode, SslMode};
 use crate::error::Error;
 use crate::tls::{AttemptLog, MakeTls, TlsInfo, TlsSetup, TlsStream};
 
@@ -247,10 +247,47 @@ impl Connector {
             Err(_) if mode == TpMode::Disable => None,
             Err(e) => return Err((e.clone(), false)),
         };
+        let plaintext = mode == TpMode::Disable || matches!(endpoint, Endpoint::Unix { .. });
+        if plaintext {
+            if let Some(rule) = &self.config.require_auth {
+                return Err((
+                    Error::Unsupported {
+                        key: "require_auth".into(),
+                        value: rule.text.clone(),
+                        reason: "pgssl checks the server's authentication requests over TLS only"
+                            .into(),
+                    },
+                    false,
+                ));
+            }
+        }
         let make_tls = MakeTls::with_log(setup, log.clone());
         let result = config.connect(make_tls).await;
         let log = std::mem::take(&mut *log.lock().expect("attempt log"));
         match result {
+            Ok(_) if log.info.is_none() && self.config.ssl_cert_mode == SslCertMode::Require => {
+                Err((
+                    Error::CertificateNotExchanged {
+                        reason: "server did not request an SSL certificate",
+                    },
+                    false,
+                ))
+            }
+            // prefer against a server without TLS continued in plaintext, unwatched.
+            Ok(_) if log.info.is_none() && self.config.require_auth.is_some() => Err((
+                Error::Unsupported {
+                    key: "require_auth".into(),
+                    value: self
+                        .config
+                        .require_auth
+                        .as_ref()
+                        .map(|r| r.text.clone())
+                        .unwrap_or_default(),
+                    reason: "pgssl checks the server's authentication requests over TLS only"
+                        .into(),
+                },
+                false,
+            )),
             Ok((client, conn)) => Ok((client, conn, log.info)),
             Err(e) => Err((classify(endpoint, e, self.config.ssl_mode), log.tls_started)),
         }
@@ -281,7 +318,7 @@ fn classify(endpoint: &Endpoint, e: tokio_postgres::Error, mode: SslMode) -> Err
         if let Some(mine) = s.downcast_ref::<Error>() {
             return mine.clone();
         }
-        // A refusal from inside the stream (channel binding) comes wrapped in an io::Error,
+        // A refusal from inside the stream (channel binding, require_auth) comes wrapped in an io::Error,
         // whose `source` skips the wrapped error itself.
         if let Some(mine) = s
             .downcast_ref::<std::io::Error>()
@@ -305,7 +342,14 @@ fn classify(endpoint: &Endpoint, e: tokio_postgres::Error, mode: SslMode) -> Err
 
 /// A failed TLS handshake (libpq's `pqsecure_open_client` failing).
 fn is_handshake_error(e: &Error) -> bool {
-    !matches!(e, Error::Postgres { .. } | Error::ServerRefusedTls { .. })
+    // libpq fails sslcertmode and require_auth while authenticating, with no retry.
+    !matches!(
+        e,
+        Error::Postgres { .. }
+            | Error::ServerRefusedTls { .. }
+            | Error::AuthRequirement { .. }
+            | Error::CertificateNotExchanged { .. }
+    )
 }
 
 /// An error the server sent before authentication completed, which is when libpq retries

@@ -128,6 +128,20 @@ pub enum Error {
         /// rustls' description.
         reason: String,
     },
+    /// `require_auth`: the server asked for a method the list does not allow, or let the
+    /// client in without completing one it requires (libpq checks before answering).
+    AuthRequirement {
+        /// The `require_auth` value.
+        required: String,
+        /// What the server did instead.
+        presented: String,
+    },
+    /// `sslcertmode=require`: the server did not ask for a client certificate, or the client
+    /// had none to send.
+    CertificateNotExchanged {
+        /// What happened, in libpq's words.
+        reason: &'static str,
+    },
     /// The server or the connection failed after TLS was settled (authentication,
     /// unknown database, network error, ...).
     Postgres {
@@ -208,6 +222,12 @@ impl fmt::Display for Error {
                  (libpq refuses too; channel_binding=disable authenticates without it)"
             ),
             Error::Tls { reason } => write!(f, "TLS handshake failed: {reason}"),
+            Error::AuthRequirement { required, presented } => {
+                write!(f, "authentication method requirement \"{required}\" failed: {presented}")
+            }
+            Error::CertificateNotExchanged { reason } => {
+                write!(f, "{reason} (sslcertmode=require)")
+            }
             Error::Postgres { endpoint, source } => {
                 // tokio-postgres' Display names only the kind ("db error"); the reason is in
                 // its sources.

@@ -46,8 +46,8 @@ mod error;
 mod tls;
 
 pub use config::{
-    home_dir, is_connection_string, ChannelBinding, Config, Endpoint, SslMode, TlsVersion,
-    DEFAULT_SOCKET_DIR,
+    home_dir, is_connection_string, AuthMethod, ChannelBinding, Config, Endpoint, RequireAuth,
+    SslCertMode, SslMode, TlsVersion, DEFAULT_SOCKET_DIR,
 };
 pub use connect::{connect, ConnectionInfo, Connector, PgConnection};
 pub use error::Error;

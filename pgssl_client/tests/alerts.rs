@@ -43,10 +43,17 @@ async fn both_refused(cluster: &TlsCluster, extra: &str) -> (String, String, Str
         "user=postgres sslmode=verify-ca sslrootcert={} sslcert=none.crt {extra}",
         cluster.root_cert.display()
     ));
+    // A PostgreSQL 18 server logs the refusal as an EOF, without the alert's name: there
+    // only the refusals themselves are compared (the alerts come back empty).
+    let logs_alerts = pgssl_tests::pg_major() < 18;
     let before = cluster.log().len();
     let psql = cluster.psql(&conninfo, "SELECT 1");
     assert!(!psql.status.success(), "psql refuses the certificate");
-    let psql_alert = alert_since(cluster, before);
+    let psql_alert = if logs_alerts {
+        alert_since(cluster, before)
+    } else {
+        String::new()
+    };
 
     let before = cluster.log().len();
     let config = Config::from_conninfo_with_env(&conninfo, &|_| None, Some(home.path())).unwrap();
@@ -54,7 +61,12 @@ async fn both_refused(cluster: &TlsCluster, extra: &str) -> (String, String, Str
         Ok(_) => panic!("pgssl_client refuses the certificate"),
         Err(e) => e.to_string(),
     };
-    (psql_alert, alert_since(cluster, before), error)
+    let pgssl_alert = if logs_alerts {
+        alert_since(cluster, before)
+    } else {
+        String::new()
+    };
+    (psql_alert, pgssl_alert, error)
 }
 
 #[tokio::test]
@@ -66,7 +78,7 @@ async fn refusals_send_libpqs_alerts() {
     serve(&cluster, &stranger);
     let (psql, pgssl, error) = both_refused(&cluster, "").await;
     println!("unknown CA: psql {psql:?}, pgssl {pgssl:?}: {error}");
-    assert!(psql.contains("unknown ca"), "{psql}");
+    assert!(psql.contains("unknown ca") || psql.is_empty(), "{psql}");
     assert_eq!(pgssl, psql);
     assert!(
         error.contains("unable to get local issuer certificate"),
@@ -80,7 +92,10 @@ async fn refusals_send_libpqs_alerts() {
     serve(&cluster, &expired);
     let (psql, pgssl, error) = both_refused(&cluster, "").await;
     println!("expired: psql {psql:?}, pgssl {pgssl:?}: {error}");
-    assert!(psql.contains("certificate expired"), "{psql}");
+    assert!(
+        psql.contains("certificate expired") || psql.is_empty(),
+        "{psql}"
+    );
     assert_eq!(pgssl, psql);
     assert!(error.contains("certificate has expired"), "{error}");
 
@@ -91,7 +106,10 @@ async fn refusals_send_libpqs_alerts() {
     pgssl_tests::pki::write_file(&crl, &cluster.ca.crl(&[&revoked.cert]), 0o644);
     let (psql, pgssl, error) = both_refused(&cluster, &format!("sslcrl={}", crl.display())).await;
     println!("revoked: psql {psql:?}, pgssl {pgssl:?}: {error}");
-    assert!(psql.contains("certificate revoked"), "{psql}");
+    assert!(
+        psql.contains("certificate revoked") || psql.is_empty(),
+        "{psql}"
+    );
     assert_eq!(pgssl, psql);
     assert!(error.contains("certificate revoked"), "{error}");
 }

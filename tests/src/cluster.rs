@@ -46,6 +46,22 @@ pub fn pg_bindir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
+/// The major release of the binaries in [`pg_bindir`] (13, 15, 17, 18, ...),
+/// for tests whose expectations differ by release.
+pub fn pg_major() -> u32 {
+    static MAJOR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let out = run(Command::new(pg_bindir().join("postgres")).arg("--version"));
+        // "postgres (PostgreSQL) 18.1" or "... 15.20 (Debian 15.20-0+deb12u1)"
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .nth(2)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("no version in {text:?}"))
+    })
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -317,6 +333,8 @@ impl TlsCluster {
             format!("unix_socket_directories = '{}'", socket_dir.display()),
             format!("ssl = {}", if options.ssl { "on" } else { "off" }),
             "fsync = off".into(),
+            // The default from 14 on; 13 still stores md5 hashes, which scram-sha-256 lines refuse.
+            "password_encryption = 'scram-sha-256'".into(),
             "max_connections = 30".into(),
             "shared_buffers = 16MB".into(),
         ];

@@ -9,8 +9,17 @@ use std::path::Path;
 use crate::pki::CertFiles;
 
 /// TCP to `127.0.0.1:<port>`, database `postgres`, then `extra`.
+///
+/// libpq 13 matches `verify-full` host names against DNS SANs only (IP SANs
+/// count from 14), so with its psql the server is named by its DNS SAN,
+/// `localhost`, at the same address.
 pub fn tcp(port: u16, extra: &str) -> String {
-    format!("host=127.0.0.1 port={port} dbname=postgres {extra}")
+    let host = if crate::pg_major() < 14 {
+        "host=localhost hostaddr=127.0.0.1"
+    } else {
+        "host=127.0.0.1"
+    };
+    format!("{host} port={port} dbname=postgres {extra}")
 }
 
 /// The Unix socket in `socket_dir` for `user`, database `postgres`.

@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use cluster::{
-    clean_command, libfaketime, pg_bindir, ClusterBuilder, TlsCluster, DEFAULT_HBA, SEED_HBA,
+    clean_command, libfaketime, pg_bindir, pg_major, ClusterBuilder, TlsCluster, DEFAULT_HBA,
+    SEED_HBA,
 };
 pub use pki::{
     csr_pem, days_until, openssl_csr, time_from_now, unix_now, unix_time, Ca, CertFiles, CertSpec,

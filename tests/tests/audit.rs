@@ -51,9 +51,70 @@ fn a_well_configured_server_has_no_problems() {
     );
     assert_eq!(
         checks,
-        "crl_for_revoked_certs,crl_worker,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,server_cert_expiry,server_cert_san,\
-         server_cert_version,server_key_match,server_key_strength,ssl,ssl_min_protocol_version"
+        "crl_for_revoked_certs,crl_worker,direct_tls,hba_cert_without_ca,hba_file_valid,hba_plaintext_tcp,key_exchange_groups,\
+         server_cert_expiry,server_cert_san,server_cert_version,server_key_match,server_key_strength,ssl,\
+         ssl_min_protocol_version,tls13_ciphers"
     );
+}
+
+/// The detail of one `check_config()` row.
+fn detail(cluster: &TlsCluster, check: &str) -> String {
+    cluster.sql(&format!(
+        "SELECT detail FROM pgssl.check_config() WHERE \"check\" = '{check}'"
+    ))
+}
+
+#[test]
+fn the_audit_speaks_of_the_settings_of_the_running_release() {
+    let major = pgssl_tests::pg_major();
+    let cluster = good_cluster();
+    let groups = detail(&cluster, "key_exchange_groups");
+    let tls13 = detail(&cluster, "tls13_ciphers");
+    let direct = detail(&cluster, "direct_tls");
+    let info: serde_json::Value =
+        serde_json::from_str(&cluster.sql("SELECT pgssl.server_cert()->'tls_settings'")).unwrap();
+    assert_eq!(
+        info["server_version_num"].as_u64().unwrap() / 10_000,
+        major as u64
+    );
+    if major >= 18 {
+        // 18's default groups put X25519 first.
+        assert_eq!(groups, "ssl_groups is 'X25519:prime256v1'");
+        assert_eq!(info["groups_setting"], "ssl_groups");
+        assert_eq!(
+            tls13,
+            "ssl_tls13_ciphers is empty: OpenSSL's default TLS 1.3 suites apply"
+        );
+        assert_eq!(info["tls13_ciphers"], "");
+    } else {
+        assert!(
+            groups.starts_with("ssl_ecdh_curve is 'prime256v1'"),
+            "{groups}"
+        );
+        assert_eq!(info["groups_setting"], "ssl_ecdh_curve");
+        assert!(tls13.contains("18 adds ssl_tls13_ciphers"), "{tls13}");
+        assert_eq!(info["tls13_ciphers"], serde_json::Value::Null);
+    }
+    assert_eq!(info["crl_dir"].is_null(), major < 14);
+    assert_eq!(info["direct_tls"], major >= 17);
+    if major >= 17 {
+        assert!(direct.contains("sslnegotiation=direct"), "{direct}");
+    } else {
+        assert!(direct.contains("has no direct TLS"), "{direct}");
+    }
+
+    // A curve below 256 bits in the release's own setting is a warning that names it.
+    let (setting, value) = if major >= 18 {
+        ("ssl_groups", "X25519:secp224r1")
+    } else {
+        ("ssl_ecdh_curve", "secp224r1")
+    };
+    let weak = TlsCluster::builder()
+        .hba(GOOD_HBA)
+        .conf(&format!("{setting} = '{value}'"))
+        .start();
+    assert_eq!(problems(&weak), set(&[("key_exchange_groups", "warn")]));
+    assert!(detail(&weak, "key_exchange_groups").starts_with(&format!("{setting} is '{value}'")));
 }
 
 #[test]

@@ -59,6 +59,12 @@ fn server_ca_file(cluster: &TlsCluster) -> std::path::PathBuf {
 
 fn verify_full_to(cluster: &TlsCluster, host: &str, root: &std::path::Path) -> String {
     cluster.sql("DO $$ BEGIN CREATE ROLE bob LOGIN PASSWORD 'pw' IN ROLE scram_users; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    // psql 13 matches DNS SANs only (libpq checks IP SANs from 14): it names the server.
+    let host = if pgssl_tests::pg_major() < 14 && host.parse::<std::net::IpAddr>().is_ok() {
+        "localhost"
+    } else {
+        host
+    };
     let conninfo = cluster.conninfo(&format!(
         "host={host} user=bob password=pw sslmode=verify-full sslrootcert={}",
         root.display()

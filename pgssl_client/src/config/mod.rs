@@ -6,6 +6,7 @@
 //! checks them and fills the typed fields ([`hosts`] pairs hosts and ports), and [`tokio_config`]
 //! hands the result to tokio-postgres. [`pgpass`] and [`home`] find the files libpq reads.
 
+mod auth;
 mod home;
 mod hosts;
 mod options;
@@ -22,6 +23,7 @@ use ::tokio_postgres::config::TargetSessionAttrs;
 
 use crate::error::Error;
 
+pub use self::auth::{AuthMethod, RequireAuth, SslCertMode};
 pub use self::home::home_dir;
 pub use self::parse::is_connection_string;
 
@@ -252,6 +254,10 @@ pub struct Config {
     pub(crate) ssl_mode: SslMode,
     /// `sslnegotiation=direct`.
     pub(crate) direct_ssl: bool,
+    /// `sslcertmode` (libpq 16).
+    pub(crate) ssl_cert_mode: SslCertMode,
+    /// `require_auth` (libpq 16).
+    pub(crate) require_auth: Option<RequireAuth>,
     pub(crate) ssl_cert: Option<PathBuf>,
     pub(crate) ssl_key: Option<PathBuf>,
     pub(crate) ssl_password: Option<String>,

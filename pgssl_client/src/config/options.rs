@@ -13,7 +13,7 @@ pub(super) type Options = BTreeMap<&'static str, String>;
 
 /// Every key pgssl accepts, with the environment variable libpq reads for it and libpq's
 /// compiled-in default. This is libpq 15's list, plus `sslnegotiation` (libpq 17) and
-/// `load_balance_hosts` (libpq 16), which tokio-postgres implements.
+/// `sslcertmode`, `require_auth` and `load_balance_hosts` (libpq 16).
 const OPTIONS: &[(&str, Option<&str>, Option<&str>)] = &[
     ("service", Some("PGSERVICE"), None),
     ("user", Some("PGUSER"), None),
@@ -37,6 +37,7 @@ const OPTIONS: &[(&str, Option<&str>, Option<&str>)] = &[
     ("sslmode", Some("PGSSLMODE"), Some("prefer")),
     ("sslnegotiation", Some("PGSSLNEGOTIATION"), Some("postgres")),
     ("sslcompression", Some("PGSSLCOMPRESSION"), Some("0")),
+    ("sslcertmode", Some("PGSSLCERTMODE"), Some("allow")),
     ("sslcert", Some("PGSSLCERT"), None),
     ("sslkey", Some("PGSSLKEY"), None),
     ("sslpassword", None, None),
@@ -45,6 +46,7 @@ const OPTIONS: &[(&str, Option<&str>, Option<&str>)] = &[
     ("sslcrldir", Some("PGSSLCRLDIR"), None),
     ("sslsni", Some("PGSSLSNI"), Some("1")),
     ("requirepeer", Some("PGREQUIREPEER"), None),
+    ("require_auth", Some("PGREQUIREAUTH"), None),
     (
         "ssl_min_protocol_version",
         Some("PGSSLMINPROTOCOLVERSION"),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_postgres::config::TargetSessionAttrs;
 
+use super::auth::{RequireAuth, SslCertMode};
 use super::hosts::endpoints;
 use super::options::Options;
 use super::{ChannelBinding, Config, SslMode, TlsVersion};
@@ -89,6 +90,10 @@ impl Config {
                 "sslmode require, verify-ca or verify-full with sslnegotiation=direct",
             ));
         }
+        let ssl_cert_mode = SslCertMode::parse(&values["sslcertmode"])?;
+        let require_auth = text("require_auth")
+            .map(|t| RequireAuth::parse(&t))
+            .transpose()?;
         let load_balance_random =
             choice(values, "load_balance_hosts", &["disable", "random"])? == "random";
         let min_version = protocol_version(values, "ssl_min_protocol_version")?;
@@ -155,6 +160,8 @@ impl Config {
             load_balance_random,
             ssl_mode,
             direct_ssl,
+            ssl_cert_mode,
+            require_auth,
             ssl_cert: path("sslcert"),
             ssl_key: path("sslkey"),
             ssl_password: text("sslpassword"),

@@ -130,6 +130,10 @@ fn pem_blocks(text: &[u8], labels: &[&str]) -> Vec<Vec<u8>> {
 
 /// The client certificate chain and key, when libpq would send one.
 pub(super) fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, CertifiedKey)>, Error> {
+    if config.ssl_cert_mode == crate::config::SslCertMode::Disable {
+        // libpq sends none, whatever files there are.
+        return Ok(None);
+    }
     let Some(cert_path) = config.cert_file() else {
         return Ok(None);
     };

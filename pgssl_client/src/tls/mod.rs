@@ -7,6 +7,7 @@
 //!
 //! [`TlsSetup`] ties them together: one rustls `ClientConfig` per [`Config`].
 
+mod auth_watch;
 mod cache;
 mod certificate;
 mod der;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
-use crate::config::{Config, SslMode, TlsVersion};
+use crate::config::{Config, RequireAuth, SslCertMode, SslMode, TlsVersion};
 use crate::error::Error;
 use files::{load_client_cert, load_roots, ClientCert};
 use hostname::host_of;
@@ -67,6 +68,8 @@ pub(crate) struct TlsSetup {
     pub(crate) verification: Verification,
     pub(crate) crl_checked: bool,
     pub(crate) client_cert: Option<PathBuf>,
+    cert_mode: SslCertMode,
+    require_auth: Option<RequireAuth>,
 }
 
 impl TlsSetup {
@@ -112,9 +115,9 @@ impl TlsSetup {
         }
         let enable_sni = config.ssl_sni;
         let alpn = config.direct_ssl;
-        let config = build_config(verifier.clone(), &resolver, &versions, enable_sni, alpn)?;
+        let rustls_config = build_config(verifier.clone(), &resolver, &versions, enable_sni, alpn)?;
         Ok(TlsSetup {
-            config,
+            config: rustls_config,
             verifier,
             resolver,
             versions,
@@ -123,6 +126,8 @@ impl TlsSetup {
             verification,
             crl_checked,
             client_cert,
+            cert_mode: config.ssl_cert_mode,
+            require_auth: config.require_auth.clone(),
         })
     }
 

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -15,10 +16,11 @@ use openssl::x509::X509;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
+use super::auth_watch::AuthWatch;
 use super::certificate::CertificateSummary;
 use super::verifier::with_failure_slot;
 use super::{TlsSetup, Verification};
-use crate::config::Config;
+use crate::config::{Config, SslCertMode};
 use crate::error::Error;
 
 /// What one TLS handshake settled, for reports such as `pgssl check`; from
@@ -204,12 +206,34 @@ where
             let setup = self.setup.as_ref().ok_or_else(|| Error::Tls {
                 reason: "TLS is not configured for this attempt".into(),
             })?;
-            let (config, name) = setup.for_host(&self.host)?;
+            let (mut config, name) = setup.for_host(&self.host)?;
+            let cert_requested = Arc::new(AtomicBool::new(false));
+            if setup.cert_mode == SslCertMode::Require {
+                let mut c = (*config).clone();
+                c.client_auth_cert_resolver = Arc::new(RecordRequest {
+                    inner: c.client_auth_cert_resolver.clone(),
+                    requested: cert_requested.clone(),
+                });
+                config = Arc::new(c);
+            }
             let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
             let tls = match with_failure_slot(handshake).await {
                 (Ok(tls), _) => tls,
                 (Err(e), verifier_error) => return Err(handshake_error(e, verifier_error)),
             };
+            if setup.cert_mode == SslCertMode::Require {
+                // libpq checks at AuthenticationOk; the handshake already tells.
+                if !cert_requested.load(Ordering::SeqCst) {
+                    return Err(Error::CertificateNotExchanged {
+                        reason: "server did not request an SSL certificate",
+                    });
+                }
+                if setup.client_cert.is_none() {
+                    return Err(Error::CertificateNotExchanged {
+                        reason: "server accepted connection without a valid SSL certificate",
+                    });
+                }
+            }
             if let Some(log) = &self.log {
                 let conn = tls.get_ref().1;
                 let info = TlsInfo {
@@ -244,8 +268,32 @@ where
                 inner: tls,
                 end_point,
                 signature_algorithm,
+                auth_watch: setup.require_auth.clone().map(AuthWatch::new),
             })
         })
+    }
+}
+
+/// The client certificate resolver, noting whether the server asked for a certificate
+/// (`sslcertmode=require`).
+#[derive(Debug)]
+struct RecordRequest {
+    inner: Arc<dyn rustls::client::ResolvesClientCert>,
+    requested: Arc<AtomicBool>,
+}
+
+impl rustls::client::ResolvesClientCert for RecordRequest {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.requested.store(true, Ordering::SeqCst);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
     }
 }
 
@@ -269,6 +317,8 @@ pub struct TlsStream<S> {
     end_point: Option<Vec<u8>>,
     /// That signature algorithm's name, for the error when binding is impossible.
     signature_algorithm: String,
+    /// With `require_auth`, the server's authentication requests, checked as they arrive.
+    auth_watch: Option<AuthWatch>,
 }
 
 /// The SCRAM mechanism with channel binding, as it opens a SASLInitialResponse.
@@ -337,7 +387,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(watch)) = (&result, this.auth_watch.as_mut()) {
+            if let Err(e) = watch.feed(&buf.filled()[before..]) {
+                return Poll::Ready(Err(io::Error::other(e)));
+            }
+            if watch.done() {
+                this.auth_watch = None;
+            }
+        }
+        result
     }
 }
 

@@ -7,6 +7,7 @@
 mod checks;
 pub(crate) mod expiring;
 mod revocation;
+mod versions;
 
 use std::path::PathBuf;
 
@@ -75,7 +76,29 @@ fn server_cert() -> Result<JsonB, ErrorReport> {
     let mut info = describe(&certs[0], now);
     info["file"] = json!(path.display().to_string());
     info["chain"] = Value::Array(certs[1..].iter().map(|c| describe(c, now)).collect());
+    info["tls_settings"] = tls_settings().describe();
     Ok(JsonB(info))
+}
+
+/// The TLS settings of this server's release; one it lacks reads as empty.
+fn tls_settings() -> versions::TlsSettings {
+    let version_num = setting("server_version_num").parse().unwrap_or(0);
+    let groups = if version_num >= versions::GROUPS_SINCE {
+        "ssl_groups"
+    } else {
+        "ssl_ecdh_curve"
+    };
+    versions::TlsSettings {
+        version_num,
+        ssl: setting("ssl") == "on",
+        groups: setting(groups),
+        tls13_ciphers: setting("ssl_tls13_ciphers"),
+        ciphers: setting("ssl_ciphers"),
+        min_protocol: setting("ssl_min_protocol_version"),
+        max_protocol: setting("ssl_max_protocol_version"),
+        crl_file: setting("ssl_crl_file"),
+        crl_dir: setting("ssl_crl_dir"),
+    }
 }
 
 fn server_cert_facts(c: &X509, now: i64) -> ServerCertFacts {
@@ -195,6 +218,7 @@ fn check_config() -> TableIterator<
 > {
     let mut rows = checks::evaluate(&gather());
     rows.extend(revocation::evaluate(&revocation::gather()));
+    rows.extend(versions::evaluate(&tls_settings()));
     TableIterator::new(
         rows.into_iter()
             .map(|f| (f.check.to_string(), f.status.as_str().to_string(), f.detail)),

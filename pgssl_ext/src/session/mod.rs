@@ -187,5 +187,6 @@ fn session_json() -> Value {
         "fingerprint_sha256": peer.and_then(cert::fingerprint_sha256),
         "subject_alt_names": peer.map(cert::subject_alt_names),
         "authn_id": tls.authn_id(),
+        "alpn": tls.alpn(),
     })
 }

@@ -68,6 +68,15 @@ impl SessionTls {
         self.peer.is_some() && port::peer_cert_valid()
     }
 
+    /// The ALPN protocol the handshake agreed on: `postgresql` when the client
+    /// offered it to a server that selects it (PostgreSQL 17 and later, as
+    /// direct TLS requires), else `None`.
+    pub(crate) fn alpn(&self) -> Option<String> {
+        self.ssl
+            .and_then(SslRef::selected_alpn_protocol)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
     /// The identity the server authenticated for this session, if recorded.
     pub(crate) fn authn_id(&self) -> Option<String> {
         port::authn_id()
