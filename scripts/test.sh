@@ -41,6 +41,9 @@ fi
 
 say "Unit and end-to-end tests (real TLS clusters, psql as the reference client)"
 run cargo test --workspace --exclude pgssl_ext
+if $all_versions; then
+  run cargo test -p pgssl_cli --test libpq18 -- --include-ignored
+fi
 
 say "Extension unit tests and #[pg_test]s"
 chmod 0755 "$pgdata_parent"
@@ -59,10 +62,11 @@ if $all_versions; then
     if [ "$v" = 18 ]; then
       say "PostgreSQL $v: unit and end-to-end tests"
       PGSSL_PG_BINDIR=$bindir run cargo test --workspace --exclude pgssl_ext
+      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18 -- --include-ignored
     else
       say "PostgreSQL $v: session end-to-end tests, and pgssl against psql 18"
       PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_tests --test session
-      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18
+      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18 -- --include-ignored
     fi
   done
 fi
