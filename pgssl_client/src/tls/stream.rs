@@ -102,8 +102,9 @@ pub(crate) struct AttemptLog {
 /// not touched. Checking costs one `stat` per file per connection; the files are read and
 /// parsed again only when one changed. A certificate beside a key that is not its own (a
 /// renewal half-way through replacing the pair) fails that connection with
-/// [`crate::Error::KeyMismatch`], naming both files; the next connection reads them again.
-/// Replace the files by renaming new ones over them, the key first.
+/// [`crate::Error::KeyMismatch`], naming both files (tokio-postgres reports "error performing
+/// TLS handshake", with this error as its `source()`); the next connection reads them again.
+/// Replace each file by renaming a new one over it, not by rewriting it in place.
 /// [`Config::set_reload_tls_files`] turns this off.
 ///
 /// ```no_run
