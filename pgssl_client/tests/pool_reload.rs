@@ -77,7 +77,9 @@ async fn serial(client: &Object) -> String {
 /// The pool's error for a connection it could not open, with its sources, as a program
 /// would log it; and the pgssl_client error among those sources.
 async fn refused(pool: &Pool) -> (String, pgssl_client::Error) {
-    let err = pool.get().await.err().expect("the connection is refused");
+    let Err(err) = pool.get().await else {
+        panic!("the connection is accepted")
+    };
     let mut text = err.to_string();
     let mut mine = None;
     let mut source = std::error::Error::source(&err);
