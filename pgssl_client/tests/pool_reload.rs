@@ -1,4 +1,4 @@
-//! A deadpool-postgres pool built from one `Config` follows its certificate files on a real
+//! A deadpool-postgres pool (and a bb8 one) built from one `Config` follows its certificate files on a real
 //! TLS cluster (`hostssl ... cert`): a renewed client certificate is presented by every new
 //! connection while the open ones stay up, a half-replaced pair fails one attempt and not
 //! the next, and a changed root certificate or CRL applies to the next connection as it
@@ -74,6 +74,15 @@ async fn serial(client: &Object) -> String {
     comparable(&hex)
 }
 
+async fn bb8_serial(client: &tokio_postgres::Client) -> String {
+    let hex: String = client
+        .query_one("SELECT pgssl.client_serial_hex()", &[])
+        .await
+        .expect("a query on an open connection")
+        .get(0);
+    comparable(&hex)
+}
+
 /// The pool's error for a connection it could not open, with its sources, as a program
 /// would log it; and the pgssl_client error among those sources.
 async fn refused(pool: &Pool) -> (String, pgssl_client::Error) {
@@ -140,6 +149,18 @@ async fn a_pool_presents_the_renewed_certificate_and_keeps_open_connections() {
     for c in &first {
         assert_eq!(serial(c).await, serial1);
     }
+    // A bb8 pool from the same configuration, through the same seam.
+    let bb8_pool = bb8::Pool::builder()
+        .max_size(4)
+        .retry_connection(false)
+        .build(bb8_postgres::PostgresConnectionManager::new(
+            config.to_tokio_postgres(),
+            MakeTls::new(&config).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let bb8_first = bb8_pool.get().await.unwrap();
+    assert_eq!(bb8_serial(&bb8_first).await, serial1);
 
     // Renewal: a new key and certificate for the same role, each renamed into place.
     let (key2, cert2, serial2) = issue(&cluster, "alice");
@@ -162,6 +183,13 @@ async fn a_pool_presents_the_renewed_certificate_and_keeps_open_connections() {
     for c in &first {
         assert_eq!(serial(c).await, serial1, "an open connection stays up");
     }
+    let bb8_second = bb8_pool.get().await.unwrap();
+    assert_eq!(
+        bb8_serial(&bb8_second).await,
+        serial2,
+        "bb8: a new connection"
+    );
+    assert_eq!(bb8_serial(&bb8_first).await, serial1, "bb8: an open one");
 
     // Half-way through the next renewal: the new certificate beside the old key. That
     // attempt fails and names both files, as psql does; the pool is not broken by it.
@@ -234,9 +262,11 @@ async fn a_pool_presents_the_renewed_certificate_and_keeps_open_connections() {
             assert_eq!(&serial(c).await, expected);
         }
     }
+    assert_eq!(bb8_serial(&bb8_first).await, serial1);
+    assert_eq!(bb8_serial(&bb8_second).await, serial2);
     let alive = cluster.sql(
         "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
           WHERE usename = 'alice' AND ssl",
     );
-    assert_eq!(alive, "10");
+    assert_eq!(alive, "12");
 }
