@@ -108,7 +108,12 @@ fn content_digest(path: &Path, is_dir: bool) -> [u8; 32] {
                 .filter_map(|e| e.ok().map(|e| e.file_name()))
                 .collect();
             names.sort();
-            names.join(std::ffi::OsStr::new("\0")).into_encoded_bytes()
+            let mut listing = Vec::new();
+            for name in names {
+                listing.extend(name.into_encoded_bytes());
+                listing.push(0);
+            }
+            listing
         })
     } else {
         fs::read(path)
