@@ -61,8 +61,8 @@ fi
 if $all_versions; then
   for v in 18 17 13; do
     bindir=$(dirname "$(scripts/pg.sh "$v")")
-    say "PostgreSQL $v: extension unit tests and #[pg_test]s"
-    (cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-$v" run cargo pgrx test "pg$v")
+    # The end-to-end tests first, against the build scripts/setup.sh installed:
+    # cargo pgrx test then installs its own build, with a tests schema.
     if [ "$v" = 18 ]; then
       say "PostgreSQL $v: unit and end-to-end tests"
       PGSSL_PG_BINDIR=$bindir run cargo test --workspace --exclude pgssl_ext
@@ -72,6 +72,8 @@ if $all_versions; then
       PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_tests --test session --test ca --test audit --test server_cert
       PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18 -- --include-ignored
     fi
+    say "PostgreSQL $v: extension unit tests and #[pg_test]s"
+    (cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-$v" run cargo pgrx test "pg$v")
   done
 fi
 
