@@ -3,9 +3,11 @@
 //! `--daemon`, again and again: at a fraction of each certificate's lifetime, plus jitter,
 //! with retries and backoff, until the certificate has expired without a renewal.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use openssl::x509::X509;
 use pgssl_client::Config;
 
 use crate::config_from_arg;
@@ -40,15 +42,20 @@ struct Current {
     key_type: Option<KeyType>,
 }
 
+impl Current {
+    fn of(cert: &X509, name: &Path) -> Result<Current, String> {
+        let time = |t| unix_seconds(t).ok_or_else(|| format!("{}: bad validity", name.display()));
+        Ok(Current {
+            serial: serial_hex(cert),
+            not_before: time(cert.not_before())?,
+            not_after: time(cert.not_after())?,
+            key_type: cert.public_key().ok().and_then(|k| KeyType::of(&k)),
+        })
+    }
+}
+
 fn current(files: &ClientFiles) -> Result<Current, String> {
-    let cert = files.read_cert()?;
-    let time = |t| unix_seconds(t).ok_or_else(|| format!("{}: bad validity", files.cert.display()));
-    Ok(Current {
-        serial: serial_hex(&cert),
-        not_before: time(cert.not_before())?,
-        not_after: time(cert.not_after())?,
-        key_type: cert.public_key().ok().and_then(|k| KeyType::of(&k)),
-    })
+    Current::of(&files.read_cert()?, &files.cert)
 }
 
 /// A `--at` value: a fraction strictly between 0 and 1, as a decimal (`0.75`) or a ratio
@@ -156,7 +163,7 @@ async fn renew_once(
         .map_err(|e| format!("pgssl.renew could not commit: {e}"))?;
     session.close().await;
     files.install(staged)?;
-    current(files)
+    Current::of(&cert, &files.cert)
 }
 
 /// Runs `--exec` through the shell, with `PGSSL_CERT` and `PGSSL_KEY` naming the files;
@@ -214,8 +221,9 @@ async fn daemon(config: &Config, files: &ClientFiles, args: &RenewArgs) -> Resul
         files.cert.display(),
         files.key.display()
     ));
+    // Read once; after that, each renewal knows the certificate it wrote.
+    let mut cert = complete_and_read(files)?;
     loop {
-        let cert = complete_and_read(files)?;
         let when = renewal_time(cert.not_before, cert.not_after, args.at, random_fraction());
         log(&format!(
             "certificate serial {} is valid until {}; renewing at {}",
@@ -238,6 +246,7 @@ async fn daemon(config: &Config, files: &ClientFiles, args: &RenewArgs) -> Resul
                     if let Some(cmd) = &args.exec {
                         run_exec(cmd, files);
                     }
+                    cert = renewed;
                     break;
                 }
                 Err(e) if now() >= cert.not_after => {
