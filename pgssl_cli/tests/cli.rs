@@ -361,5 +361,8 @@ fn completions_for_each_shell_and_the_manual_page() {
     assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
     assert!(page.contains(".TH pgssl 1"), "{page}");
     assert!(page.contains("sslmode semantics of libpq 15"), "{page}");
-    assert!(page.contains("pgssl\\-renew"), "the page lists renew:\n{page}");
+    assert!(
+        page.contains("pgssl\\-renew"),
+        "the page lists renew:\n{page}"
+    );
 }
