@@ -220,6 +220,13 @@ fn a_certificate_renews_itself_and_everything_else_is_refused() {
     assert_refused(&out, "22023", "no PEM certificate signing request found");
     let out = run_sql(&cluster, &second_login, "SELECT pgssl.renew(NULL)");
     assert_refused(&out, "22004", "csr");
+    let key = KeyType::EcP256.generate();
+    let sql = format!(
+        "BEGIN READ ONLY;\nSELECT pgssl.renew({});",
+        lit(&csr_pem(&["alice"], &key))
+    );
+    let out = run_sql(&cluster, &second_login, &sql);
+    assert_refused(&out, "25006", "in a read-only transaction");
     assert_eq!(registry_rows(&cluster), rows);
 
     // A password login without TLS.

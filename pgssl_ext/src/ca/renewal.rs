@@ -18,7 +18,7 @@ use pgrx::prelude::*;
 use super::functions::{load_ca, sign_client_csr, Signer};
 use super::registry;
 use super::revocation::RevocationReason;
-use crate::backend::{now, session_user};
+use crate::backend::{now, require_writable, session_user};
 use crate::cert;
 use crate::error::PgsslError;
 use crate::gucs;
@@ -40,6 +40,9 @@ fn renew_session_certificate(
     csr: Option<&str>,
     valid_days: Option<i32>,
 ) -> Result<String, PgsslError> {
+    // First, as the credential check locks the registry row (FOR UPDATE), which a standby
+    // or a read-only transaction refuses.
+    require_writable("pgssl.renew()")?;
     let previous = session_certificate()?;
     let csr = csr.ok_or(PgsslError::NullArgument {
         function: "pgssl.renew()",
