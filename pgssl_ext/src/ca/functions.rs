@@ -1,6 +1,7 @@
 //! The CA's SQL functions.
 //!
-//! Privileges (granted in `sql/ca.sql`): `ca_cert` to PUBLIC; `enroll`,
+//! Privileges (granted in `sql/ca.sql`): `ca_cert` and `renew` (in
+//! [`super::renewal`], which checks its own credential) to PUBLIC; `enroll`,
 //! `sign_csr`, `revoke` and `crl` revoked from PUBLIC, for a DBA to grant;
 //! `init_ca` and `install_crl` check for a superuser themselves. The
 //! functions that write the registry are SECURITY DEFINER with
