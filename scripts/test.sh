@@ -36,6 +36,9 @@ run() { "$@" 2>&1 | tee -a "$log"; }
 say "Lints: formatting, and clippy with every warning an error"
 cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
+# The fuzz targets compile some of the extension's own files: they must keep building
+# (scripts/fuzz.sh runs them; that needs cargo-fuzz and minutes per target).
+(cd fuzz && run cargo check --bins --quiet)
 
 if $all_versions; then
   # pgssl against psql 18 (libpq 18) joins every end-to-end run below.
