@@ -15,6 +15,7 @@
 mod clients;
 mod connect;
 mod memory;
+mod pin;
 mod report;
 mod session_fns;
 mod signing;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 use pgssl_tests::{CertSpec, KeyType, TlsCluster};
 
-use clients::{BenchResult, Contender, Target};
+use clients::{BenchResult, Contender, Provider, Target};
 use connect::{Entry, Pgbench, Way};
 
 /// How much work each comparison does.
@@ -190,6 +191,8 @@ async fn run(options: &Options) -> BenchResult<()> {
         .conf("max_connections = 40")
         .start();
     cluster.sql("CREATE ROLE bench LOGIN; CREATE EXTENSION sslinfo");
+    let pinning = pin::pin(&cluster.data_dir);
+    eprintln!("pgssl-bench: {pinning}");
     let ec = cluster.client_cert(&[("CN", "bench")]);
     let rsa =
         cluster.issue_client(&CertSpec::client(&[("CN", "bench")]).key_type(KeyType::Rsa2048));
@@ -241,6 +244,11 @@ async fn run(options: &Options) -> BenchResult<()> {
                 connect::LIBPQ_EC,
             ),
             rust(
+                connect::STOCK_EC_OTHER,
+                Contender::stock_rustls_with(&bench, &ec, Provider::PGSSL.other())?,
+                connect::LIBPQ_EC,
+            ),
+            rust(
                 "pgssl_client, RSA-2048",
                 Contender::pgssl(&bench, &rsa, &home)?,
                 LIBPQ_RSA,
@@ -252,7 +260,7 @@ async fn run(options: &Options) -> BenchResult<()> {
                 LIBPQ_RSA,
             ),
             rust(
-                "tokio-postgres-rustls (stock rustls), RSA-2048",
+                connect::STOCK_RSA,
                 Contender::stock_rustls(&bench, &rsa)?,
                 LIBPQ_RSA,
             ),
@@ -279,8 +287,14 @@ async fn run(options: &Options) -> BenchResult<()> {
         ));
         sessions.push((openssl, Contender::openssl(&bench, &ec)?.connect().await?));
         sessions.push((
-            "tokio-postgres-rustls (stock rustls, TLS)",
+            steady::STOCK,
             Contender::stock_rustls(&bench, &ec)?.connect().await?,
+        ));
+        sessions.push((
+            steady::STOCK_OTHER,
+            Contender::stock_rustls_with(&bench, &ec, Provider::PGSSL.other())?
+                .connect()
+                .await?,
         ));
         sessions.push((plain, Contender::plaintext(&bench).connect().await?));
         let libpq = cluster.verify_full("bench", Some(&ec));
@@ -345,6 +359,11 @@ async fn run(options: &Options) -> BenchResult<()> {
         ),
     ];
     header.push(extension_build_line());
+    header.push(format!("Cores: {pinning}"));
+    header.push(format!(
+        "pgssl_client's rustls crypto provider: {}",
+        Provider::PGSSL.name()
+    ));
     if !options.skip.is_empty() {
         header.push(format!("Left out of this run: {}", options.skip.join(", ")));
     }

@@ -273,9 +273,16 @@ pub async fn run(
         if ca.label == "EC P-256" {
             let rate = s.median(&batched);
             s.row_mut(&batched).targets = vec![
-                Target::at_least("≥ 3,000 certificates/s", rate, 3000.0, "/s"),
-                Target::at_least("≥ 50× openssl CLI loop", rate / cli_rate, 50.0, "×"),
+                Target::at_least("≥ 0.25× raw signature", rate / raw_rate, 0.25, "×"),
+                Target::at_least("≥ 100× openssl CLI loop", rate / cli_rate, 100.0, "×"),
             ];
+            let rate = s.median(&single);
+            s.row_mut(&single).targets = vec![Target::at_least(
+                "≥ 0.12× raw signature",
+                rate / raw_rate,
+                0.12,
+                "×",
+            )];
         }
     }
 

@@ -122,9 +122,13 @@ pub(crate) fn issue(
             }
         }
         .map_err(internal("signing the certificate"))?;
-        let pem = pem_text(cert.to_pem())?;
+        // One DER encoding serves the PEM and the fingerprint.
+        let der = cert
+            .to_der()
+            .map_err(internal("encoding the certificate"))?;
+        let pem = cert::der_to_pem("CERTIFICATE", &der);
         let serial_hex = cert::bignum_hex(&serial);
-        let fingerprint = cert::fingerprint_sha256(&cert).unwrap_or_default();
+        let fingerprint = crate::dn::hex_lower(&openssl::sha::sha256(&der));
         let recorded = registry::record(&NewEntry {
             serial_hex: &serial_hex,
             common_name: &common_name,
