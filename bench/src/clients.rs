@@ -40,7 +40,7 @@ pub enum Provider {
 
 impl Provider {
     /// The one pgssl_client uses.
-    pub const PGSSL: Provider = Provider::Ring;
+    pub const PGSSL: Provider = Provider::AwsLc;
 
     /// The crate's name, for row names.
     pub fn name(self) -> &'static str {

@@ -10,7 +10,7 @@ use crate::Scale;
 
 /// The expression that stands for "the same facts" as `pgssl.session_info()`:
 /// one sslinfo call per fact it reports.
-const SSLINFO_FACTS: &str = "ROW(ssl_is_used(), ssl_version(), ssl_cipher(), \
+pub(crate) const SSLINFO_FACTS: &str = "ROW(ssl_is_used(), ssl_version(), ssl_cipher(), \
      ssl_client_cert_present(), ssl_client_serial(), ssl_client_dn(), ssl_issuer_dn())";
 
 /// (row name, expression, counterpart row, per-call goal against it).

@@ -145,7 +145,7 @@ fn rows_of(label: &str) -> [String; 5] {
 }
 
 /// Creates the two CAs, measures, and then measures the backend's memory across
-/// ten thousand signings. `session` must be a superuser's; `data_dir` the cluster's.
+/// `scale.memory_signings` signings. `session` must be a superuser's; `data_dir` the cluster's.
 pub async fn run(
     session: &Session,
     data_dir: &Path,
@@ -250,8 +250,9 @@ pub async fn run(
              the certificates of the memory loop below by the CPU time the backend \
              used for them (`/proc/<pid>/stat`): when it is close to the wall-clock \
              rate, signing is bound by the backend's own work. \"CA files parsed\" is how \
-             often this process can parse the CA's two PEM files with OpenSSL, as the \
-             extension does at every call (the settings are read at each call).",
+             often this process can parse the CA's two PEM files with OpenSSL: what \
+             reading the CA at every call would cost (the extension keeps the CA it \
+             loaded until either file changes).",
             csrs.len()
         ),
     );
@@ -286,7 +287,7 @@ pub async fn run(
         }
     }
 
-    // Memory: ten thousand signings with the EC CA, in batches.
+    // Memory: `scale.memory_signings` signings with the EC CA, in batches.
     let ec = &authorities[0];
     use_ca(session, ec).await?;
     let before = Rss::of_pid(pid)?;

@@ -139,9 +139,9 @@ pub async fn run(
 }
 
 /// The stock rustls session with pgssl_client's crypto provider.
-pub const STOCK: &str = "tokio-postgres-rustls (stock rustls, ring, TLS)";
+pub const STOCK: &str = "tokio-postgres-rustls (stock rustls, aws-lc-rs, TLS)";
 /// The stock rustls session with the other crypto provider.
-pub const STOCK_OTHER: &str = "tokio-postgres-rustls (stock rustls, aws-lc-rs, TLS)";
+pub const STOCK_OTHER: &str = "tokio-postgres-rustls (stock rustls, ring, TLS)";
 
 /// The row names `run` expects among its sessions.
 pub const NAMES: [&str; 3] = [PGSSL, OPENSSL, PLAIN];
