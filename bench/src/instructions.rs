@@ -36,12 +36,42 @@ const COLLECTED: [&str; 14] = [
 
 /// (row, expression, its sslinfo counterpart row, goal of the ratio).
 const FUNCTIONS: [(&str, &str, &str, f64); 9] = [
-    ("pgssl.client_cn()", "pgssl.client_cn()", "ssl_client_dn_field('CN')", 0.1),
-    ("pgssl.client_dn_field('CN')", "pgssl.client_dn_field('CN')", "ssl_client_dn_field('CN')", 0.5),
-    ("pgssl.client_dn()", "pgssl.client_dn()", "ssl_client_dn()", 0.5),
-    ("pgssl.client_serial()", "pgssl.client_serial()", "ssl_client_serial()", 0.5),
-    ("pgssl.session_info()", "pgssl.session_info()", SSLINFO_7, 1.0),
-    ("ssl_client_dn_field('CN')", "ssl_client_dn_field('CN')", "", 0.0),
+    (
+        "pgssl.client_cn()",
+        "pgssl.client_cn()",
+        "ssl_client_dn_field('CN')",
+        0.1,
+    ),
+    (
+        "pgssl.client_dn_field('CN')",
+        "pgssl.client_dn_field('CN')",
+        "ssl_client_dn_field('CN')",
+        0.5,
+    ),
+    (
+        "pgssl.client_dn()",
+        "pgssl.client_dn()",
+        "ssl_client_dn()",
+        0.5,
+    ),
+    (
+        "pgssl.client_serial()",
+        "pgssl.client_serial()",
+        "ssl_client_serial()",
+        0.5,
+    ),
+    (
+        "pgssl.session_info()",
+        "pgssl.session_info()",
+        SSLINFO_7,
+        1.0,
+    ),
+    (
+        "ssl_client_dn_field('CN')",
+        "ssl_client_dn_field('CN')",
+        "",
+        0.0,
+    ),
     ("ssl_client_dn()", "ssl_client_dn()", "", 0.0),
     ("ssl_client_serial()", "ssl_client_serial()", "", 0.0),
     (SSLINFO_7, crate::session_fns::SSLINFO_FACTS, "", 0.0),
@@ -89,7 +119,9 @@ pub async fn run(probe: &Probe<'_>, stop: impl Fn(), restart: impl Fn()) -> Benc
     let result = measure(probe, &out_dir).await;
     // Fast shutdown of the server under valgrind, then the usual one back.
     if let Some(pid) = postmaster_pid(probe.data_dir) {
-        let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
         wait_gone(pid, Duration::from_secs(120));
     }
     let _ = server.wait_with_output();
@@ -97,14 +129,15 @@ pub async fn run(probe: &Probe<'_>, stop: impl Fn(), restart: impl Fn()) -> Benc
     result
 }
 
-fn start_under_callgrind(
-    probe: &Probe<'_>,
-    out_dir: &Path,
-) -> BenchResult<std::process::Child> {
+fn start_under_callgrind(probe: &Probe<'_>, out_dir: &Path) -> BenchResult<std::process::Child> {
     let postgres = pgssl_tests::pg_bindir().join("postgres");
     let mut cmd = Command::new("runuser");
     cmd.args(["-u", "postgres", "--", "valgrind", "--tool=callgrind"])
-        .args(["--collect-atstart=no", "--dump-instr=no", "--compress-strings=no"])
+        .args([
+            "--collect-atstart=no",
+            "--dump-instr=no",
+            "--compress-strings=no",
+        ])
         .arg(format!("--callgrind-out-file={}/cg.%p", out_dir.display()));
     for f in COLLECTED {
         cmd.arg(format!("--toggle-collect={f}"));
@@ -166,7 +199,10 @@ async fn collected(
         .map_err(|e| format!("callgrind output {}: {e}", file.display()))?;
     let total = text
         .lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
         .and_then(|n| n.trim().parse::<u64>().ok())
         .ok_or_else(|| format!("no totals in {}", file.display()))?;
     Ok((total, file))
@@ -238,7 +274,12 @@ async fn measure(probe: &Probe<'_>, out_dir: &Path) -> BenchResult<Section> {
         )];
     }
 
-    let csrs: Vec<&str> = probe.csrs.iter().take(SIGNINGS).map(String::as_str).collect();
+    let csrs: Vec<&str> = probe
+        .csrs
+        .iter()
+        .take(SIGNINGS)
+        .map(String::as_str)
+        .collect();
     let n = csrs.len() as f64;
     let sql = "SELECT count(pgssl.sign_csr(c)) FROM unnest($1::text[]) AS c";
     let (total, file) = collected(probe.admin, out_dir, &probe.use_ec_ca, sql, &[&csrs]).await?;
@@ -253,14 +294,14 @@ async fn measure(probe: &Probe<'_>, out_dir: &Path) -> BenchResult<Section> {
             ratio: Some(format!("{}× of sign_csr", fmt_num(share))),
             ..Row::new(CA_SIGNATURE, &[sign as f64 / n])
         });
-        s.row_mut(SIGN).ratio = Some(format!(
-            "the CA's signature is {}× of it",
-            fmt_num(share)
-        ));
+        s.row_mut(SIGN).ratio = Some(format!("the CA's signature is {}× of it", fmt_num(share)));
     }
     if let Some(verify) = inclusive(&file, "ASN1_item_verify_ex") {
         s.rows.push(Row {
-            ratio: Some(format!("{}× of sign_csr", fmt_num(verify as f64 / total as f64))),
+            ratio: Some(format!(
+                "{}× of sign_csr",
+                fmt_num(verify as f64 / total as f64)
+            )),
             ..Row::new(VERIFY, &[verify as f64 / n])
         });
     }

@@ -358,7 +358,9 @@ async fn run(options: &Options) -> BenchResult<()> {
             eprintln!("pgssl-bench: 6. instruction counts: full runs only");
         } else if !instructions::available() {
             eprintln!("pgssl-bench: 6. instruction counts: valgrind is not installed");
-            notes.push("Instruction counts (section 6): not measured, valgrind is not installed.".into());
+            notes.push(
+                "Instruction counts (section 6): not measured, valgrind is not installed.".into(),
+            );
         } else {
             eprintln!("pgssl-bench: 6. instruction counts (callgrind)");
             let csrs: Vec<String> = (0..100)

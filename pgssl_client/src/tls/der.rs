@@ -129,7 +129,9 @@ pub(super) fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
         (RSA, [12]) if no_params => 384,
         (RSA, [13]) if no_params => 512,
         (prefix, [1]) if prefix == ECDSA && params.is_empty() => 256,
-        (prefix, [n @ 2..=4]) if params.is_empty() && prefix.strip_prefix(ECDSA) == Some(&[3u8][..]) => {
+        (prefix, [n @ 2..=4])
+            if params.is_empty() && prefix.strip_prefix(ECDSA) == Some(&[3u8][..]) =>
+        {
             [256, 384, 512][usize::from(*n) - 2]
         }
         _ => return None,
