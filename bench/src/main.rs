@@ -446,7 +446,7 @@ fn extension_build_line() -> String {
             path.display()
         )
     } else {
-        format!("pgssl extension: release build ({})", path.display())
+        "pgssl extension: release build (the server's pgssl.so)".to_string()
     }
 }
 
