@@ -7,6 +7,7 @@ const VERSIONS: [&str; 6] = ["pg13", "pg14", "pg15", "pg16", "pg17", "pg18"];
 
 fn main() {
     println!("cargo:rerun-if-changed=src/port_shim.c");
+    println!("cargo:rerun-if-changed=src/ca/csr_shim.c");
     println!("cargo:rerun-if-env-changed=PGRX_PG_CONFIG_PATH");
 
     let pg_config = selected_pg_config();
@@ -16,6 +17,7 @@ fn main() {
 
     cc::Build::new()
         .file("src/port_shim.c")
+        .file("src/ca/csr_shim.c")
         .include(&include)
         .warnings(true)
         .flag_if_supported("-Wno-unused-parameter")

@@ -29,6 +29,36 @@ pub struct Target {
     pub root_cert: std::path::PathBuf,
 }
 
+/// rustls' crypto providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// ring.
+    Ring,
+    /// aws-lc-rs.
+    AwsLc,
+}
+
+impl Provider {
+    /// The one pgssl_client uses.
+    pub const PGSSL: Provider = Provider::AwsLc;
+
+    /// The crate's name, for row names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Ring => "ring",
+            Provider::AwsLc => "aws-lc-rs",
+        }
+    }
+
+    /// The other one.
+    pub fn other(self) -> Provider {
+        match self {
+            Provider::Ring => Provider::AwsLc,
+            Provider::AwsLc => Provider::Ring,
+        }
+    }
+}
+
 enum Kind {
     Pgssl(Box<Connector>),
     Openssl(tokio_postgres::Config, postgres_openssl::MakeTlsConnector),
@@ -105,8 +135,18 @@ impl Contender {
     }
 
     /// tokio-postgres-rustls with a stock rustls configuration: rustls' own
-    /// WebPKI verifier (certificates with SANs, X.509 v3), the client certificate.
+    /// WebPKI verifier (certificates with SANs, X.509 v3), the client certificate,
+    /// with pgssl_client's crypto provider.
     pub fn stock_rustls(target: &Target, files: &CertFiles) -> BenchResult<Contender> {
+        Self::stock_rustls_with(target, files, Provider::PGSSL)
+    }
+
+    /// [`Contender::stock_rustls`] with the crypto provider given.
+    pub fn stock_rustls_with(
+        target: &Target,
+        files: &CertFiles,
+        provider: Provider,
+    ) -> BenchResult<Contender> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in read_certs(&target.root_cert)? {
             roots.add(cert)?;
@@ -114,7 +154,10 @@ impl Contender {
         let chain = read_certs(&files.cert)?;
         let key = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&files.key)?)?;
         let key = PrivateKeyDer::try_from(key.private_key_to_pkcs8()?)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(match provider {
+            Provider::Ring => rustls::crypto::ring::default_provider(),
+            Provider::AwsLc => rustls::crypto::aws_lc_rs::default_provider(),
+        });
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

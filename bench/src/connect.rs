@@ -210,14 +210,19 @@ fn section(
             1.0,
             "×",
         ),
-        Target::at_least("≥ 1.3× libpq", pgssl / libpq, 1.3, "×"),
+        Target::at_least("≥ 1.5× libpq", pgssl / libpq, 1.5, "×"),
     ];
     s
 }
 
 /// Row names the targets refer to.
 pub const PGSSL_EC: &str = "pgssl_client, EC P-256";
-/// The stock rustls row with EC P-256.
-pub const STOCK_EC: &str = "tokio-postgres-rustls (stock rustls), EC P-256";
+/// The stock rustls row with EC P-256, with pgssl_client's crypto provider
+/// (aws-lc-rs; see `Provider::PGSSL`).
+pub const STOCK_EC: &str = "tokio-postgres-rustls (stock rustls, aws-lc-rs), EC P-256";
+/// The stock rustls row with EC P-256 and the other crypto provider.
+pub const STOCK_EC_OTHER: &str = "tokio-postgres-rustls (stock rustls, ring), EC P-256";
+/// The stock rustls row with RSA-2048.
+pub const STOCK_RSA: &str = "tokio-postgres-rustls (stock rustls, aws-lc-rs), RSA-2048";
 /// The libpq row with EC P-256.
 pub const LIBPQ_EC: &str = "libpq (pgbench -C), EC P-256";

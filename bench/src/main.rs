@@ -14,7 +14,9 @@
 
 mod clients;
 mod connect;
+mod instructions;
 mod memory;
+mod pin;
 mod report;
 mod session_fns;
 mod signing;
@@ -26,7 +28,7 @@ use std::sync::Arc;
 
 use pgssl_tests::{CertSpec, KeyType, TlsCluster};
 
-use clients::{BenchResult, Contender, Target};
+use clients::{BenchResult, Contender, Provider, Target};
 use connect::{Entry, Pgbench, Way};
 
 /// How much work each comparison does.
@@ -71,7 +73,7 @@ impl Scale {
             sign_single: 300,
             cli_loop: 20,
             raw_sign_ms: 500,
-            memory_signings: 10_000,
+            memory_signings: 100_000,
             memory_connections: 10_000,
         }
     }
@@ -95,7 +97,14 @@ impl Scale {
 }
 
 /// The comparisons, by the names `--skip` takes.
-const COMPARISONS: [&str; 5] = ["connect", "steady", "functions", "signing", "client-memory"];
+const COMPARISONS: [&str; 6] = [
+    "connect",
+    "steady",
+    "functions",
+    "signing",
+    "client-memory",
+    "instructions",
+];
 
 struct Options {
     quick: bool,
@@ -109,7 +118,7 @@ usage: pgssl-bench [--quick] [--out PATH] [--skip COMPARISON]...
   --out PATH        write the Markdown report to PATH
                     (default for a full run: docs/benchmarks.md of the workspace)
   --skip NAME       leave out one comparison: connect, steady, functions, signing,
-                    client-memory (for development; the report says so)";
+                    client-memory, instructions (for development; the report says so)";
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
@@ -190,6 +199,8 @@ async fn run(options: &Options) -> BenchResult<()> {
         .conf("max_connections = 40")
         .start();
     cluster.sql("CREATE ROLE bench LOGIN; CREATE EXTENSION sslinfo");
+    let pinning = pin::pin(&cluster.data_dir);
+    eprintln!("pgssl-bench: {pinning}");
     let ec = cluster.client_cert(&[("CN", "bench")]);
     let rsa =
         cluster.issue_client(&CertSpec::client(&[("CN", "bench")]).key_type(KeyType::Rsa2048));
@@ -207,6 +218,7 @@ async fn run(options: &Options) -> BenchResult<()> {
     };
 
     let mut sections = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     let mut memory = Vec::new();
 
     if !skipped("connect") {
@@ -241,6 +253,11 @@ async fn run(options: &Options) -> BenchResult<()> {
                 connect::LIBPQ_EC,
             ),
             rust(
+                connect::STOCK_EC_OTHER,
+                Contender::stock_rustls_with(&bench, &ec, Provider::PGSSL.other())?,
+                connect::LIBPQ_EC,
+            ),
+            rust(
                 "pgssl_client, RSA-2048",
                 Contender::pgssl(&bench, &rsa, &home)?,
                 LIBPQ_RSA,
@@ -252,7 +269,7 @@ async fn run(options: &Options) -> BenchResult<()> {
                 LIBPQ_RSA,
             ),
             rust(
-                "tokio-postgres-rustls (stock rustls), RSA-2048",
+                connect::STOCK_RSA,
                 Contender::stock_rustls(&bench, &rsa)?,
                 LIBPQ_RSA,
             ),
@@ -279,8 +296,14 @@ async fn run(options: &Options) -> BenchResult<()> {
         ));
         sessions.push((openssl, Contender::openssl(&bench, &ec)?.connect().await?));
         sessions.push((
-            "tokio-postgres-rustls (stock rustls, TLS)",
+            steady::STOCK,
             Contender::stock_rustls(&bench, &ec)?.connect().await?,
+        ));
+        sessions.push((
+            steady::STOCK_OTHER,
+            Contender::stock_rustls_with(&bench, &ec, Provider::PGSSL.other())?
+                .connect()
+                .await?,
         ));
         sessions.push((plain, Contender::plaintext(&bench).connect().await?));
         let libpq = cluster.verify_full("bench", Some(&ec));
@@ -330,6 +353,41 @@ async fn run(options: &Options) -> BenchResult<()> {
         });
     }
 
+    if !skipped("instructions") {
+        if options.quick {
+            eprintln!("pgssl-bench: 6. instruction counts: full runs only");
+        } else if !instructions::available() {
+            eprintln!("pgssl-bench: 6. instruction counts: valgrind is not installed");
+            notes.push(
+                "Instruction counts (section 6): not measured, valgrind is not installed.".into(),
+            );
+        } else {
+            eprintln!("pgssl-bench: 6. instruction counts (callgrind)");
+            let csrs: Vec<String> = (0..100)
+                .map(|i| pgssl_tests::csr_pem(&[&format!("cg-{i}")], &KeyType::EcP256.generate()))
+                .collect();
+            let probe = instructions::Probe {
+                data_dir: &cluster.data_dir,
+                port: cluster.port,
+                bench: &Contender::pgssl(&bench, &ec, &home)?,
+                admin: &Contender::pgssl(&superuser, &admin, &home)?,
+                csrs: &csrs,
+                use_ec_ca: "SET pgssl.ca_cert_file = 'bench_ca_ec.crt'; \
+                            SET pgssl.ca_key_file = 'bench_ca_ec.key'; \
+                            SELECT pgssl.init_ca('pgssl bench CA (EC P-256)', 3650, 'ec-p256') \
+                             WHERE pg_catalog.pg_stat_file('bench_ca_ec.crt', true) IS NULL"
+                    .into(),
+            };
+            let section = instructions::run(
+                &probe,
+                || cluster.pg_ctl("stop"),
+                || cluster.pg_ctl("start"),
+            )
+            .await?;
+            sections.push(section);
+        }
+    }
+
     let server_version = cluster.sql("SHOW server_version");
     let mut header = vec![
         format!("Machine: {}", machine_line()),
@@ -345,6 +403,12 @@ async fn run(options: &Options) -> BenchResult<()> {
         ),
     ];
     header.push(extension_build_line());
+    header.push(format!("Cores: {pinning}"));
+    header.push(format!(
+        "pgssl_client's rustls crypto provider: {}",
+        Provider::PGSSL.name()
+    ));
+    header.extend(notes);
     if !options.skip.is_empty() {
         header.push(format!("Left out of this run: {}", options.skip.join(", ")));
     }
@@ -382,7 +446,7 @@ fn extension_build_line() -> String {
             path.display()
         )
     } else {
-        format!("pgssl extension: release build ({})", path.display())
+        "pgssl extension: release build (the server's pgssl.so)".to_string()
     }
 }
 

@@ -296,18 +296,24 @@ says which build the server loaded):
 
 ```
 (cd pgssl_ext && cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config)
-cargo run --release -p pgssl_bench             # full run (about 10 minutes), rewrites this file
+cargo run --release -p pgssl_bench             # full run (about 20 minutes), rewrites this file
 cargo run -p pgssl_bench -- --quick            # smoke run (CI, under a minute once built); prints, writes nothing
 cargo run -p pgssl_bench -- --quick --out F    # smoke run, Markdown to F
 ```
 
 One throwaway TLS cluster (PostgreSQL 15 on 127.0.0.1, `fsync = off`) serves
-every comparison of one run. Each figure is the median of several rounds;
-rounds interleave the contenders (each round starting with another one), so
-that drift on a shared machine hits them alike. Ratios are between medians
-of the same run; absolute figures from a shared, noisy machine are only
-indicative. Targets are the goals of issue 6, not test assertions. The run
-exits non-zero only when a comparison cannot run, never on a timing.
+every comparison of one run. Where the machine has two cores or more, the
+server (the postmaster and every backend it forks) runs on the last core and
+this client with pgbench and openssl on the others (the header says so). Each
+figure is the median of several rounds, with the smallest and largest round
+beside it as the spread; rounds interleave the contenders (each round starting
+with another one), so that drift on a shared machine hits them alike. Ratios
+are between medians of the same run; absolute figures from a shared, noisy
+machine are only indicative. Section 6 repeats the in-backend comparisons as
+instruction counts (callgrind, full runs with valgrind installed), which do
+not move with the machine's load. Targets are the goals of issue 14, not test
+assertions. The run exits non-zero only when a comparison cannot run, never on
+a timing.
 ";
 
 #[cfg(test)]

@@ -131,14 +131,17 @@ pub async fn run(
         }
     }
     let pgssl = cp.median(PGSSL);
-    cp.row_mut(PGSSL).targets = vec![Target::at_least(
-        "≥ 1.0× postgres-openssl",
-        pgssl / openssl,
-        1.0,
-        "×",
-    )];
+    cp.row_mut(PGSSL).targets = vec![
+        Target::at_least("≥ 1.0× postgres-openssl", pgssl / openssl, 1.0, "×"),
+        Target::at_least("≥ 0.95× plaintext", pgssl / plain, 0.95, "×"),
+    ];
     Ok(vec![rt, cp])
 }
+
+/// The stock rustls session with pgssl_client's crypto provider.
+pub const STOCK: &str = "tokio-postgres-rustls (stock rustls, aws-lc-rs, TLS)";
+/// The stock rustls session with the other crypto provider.
+pub const STOCK_OTHER: &str = "tokio-postgres-rustls (stock rustls, ring, TLS)";
 
 /// The row names `run` expects among its sessions.
 pub const NAMES: [&str; 3] = [PGSSL, OPENSSL, PLAIN];

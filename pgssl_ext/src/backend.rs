@@ -94,10 +94,19 @@ pub(crate) fn setting(name: &str) -> String {
     .unwrap_or_default()
 }
 
-/// The session user's name.
+/// The session user's name, as `session_user` shows it: a catalog cache
+/// look-up, no SQL.
 pub(crate) fn session_user() -> String {
-    Spi::get_one::<String>("SELECT pg_catalog.session_user()::text")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    // SAFETY: GetSessionUserId reads the backend's own state; GetUserNameFromId
+    // with noerr = true returns NULL or a palloc'd NUL-terminated copy of the
+    // role's name, read here before it is freed.
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true);
+        if name.is_null() {
+            return String::new();
+        }
+        let text = CStr::from_ptr(name).to_string_lossy().into_owned();
+        pg_sys::pfree(name.cast());
+        text
+    }
 }

@@ -125,6 +125,25 @@ pub fn fingerprint_sha256(cert: &X509Ref) -> Option<String> {
         .map(|d| dn::hex_lower(&d))
 }
 
+/// DER as PEM, exactly as OpenSSL's PEM writer lays it out: the BEGIN line,
+/// base64 in lines of 64 characters, the END line, each ending in `\n`.
+pub fn der_to_pem(label: &str, der: &[u8]) -> String {
+    let base64 = openssl::base64::encode_block(der);
+    let mut pem = String::with_capacity(base64.len() + base64.len() / 64 + 2 * label.len() + 40);
+    pem.push_str("-----BEGIN ");
+    pem.push_str(label);
+    pem.push_str("-----\n");
+    for line in base64.as_bytes().chunks(64) {
+        // Base64 is ASCII.
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END ");
+    pem.push_str(label);
+    pem.push_str("-----\n");
+    pem
+}
+
 /// The subject alternative names, each as `DNS:name`, `IP:addr`, `email:addr`
 /// or `URI:uri`, in certificate order.
 pub fn subject_alt_names(cert: &X509Ref) -> Vec<String> {
@@ -346,6 +365,23 @@ mod tests {
         b.append_extension(san).unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         b.build()
+    }
+
+    #[test]
+    fn pem_and_fingerprint_from_one_der_match_openssl() {
+        let c = cert("0a3f");
+        let der = c.to_der().unwrap();
+        assert_eq!(
+            der_to_pem("CERTIFICATE", &der).as_bytes(),
+            c.to_pem().unwrap().as_slice()
+        );
+        assert_eq!(
+            Some(dn::hex_lower(&openssl::sha::sha256(&der))),
+            fingerprint_sha256(&c)
+        );
+        // A length that is a multiple of 48 bytes ends on a full line.
+        let pem = der_to_pem("X", &[0u8; 96]);
+        assert_eq!(pem.lines().count(), 4);
     }
 
     #[test]

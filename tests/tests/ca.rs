@@ -823,3 +823,60 @@ fn check_config_flags_revocations_the_server_does_not_enforce() {
     cluster.sql("SELECT pgssl.install_crl()");
     assert_eq!(status(), "ok");
 }
+
+/// The issuer CN of each certificate in `pems` (PEM blocks one after another).
+fn issuer_cns(pems: &str) -> Vec<String> {
+    X509::stack_from_pem(pems.as_bytes())
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let cn = c
+                .issuer_name()
+                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                .next()
+                .unwrap();
+            cn.data().as_utf8().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_changed_ca_file_is_used_by_the_next_signing_in_the_same_session() {
+    // One psql session, so one backend and its cached CA: the files change
+    // under it between two signings (a new pair of files at the same paths,
+    // then the first pair copied back over them in place, same size, same
+    // inodes), and each signing uses the CA on disk at that moment.
+    let cluster = TlsCluster::start();
+    let data = cluster.data_dir.display().to_string();
+    let csr = lit(&csr_pem(&["carol"], &KeyType::EcP256.generate()));
+    let sign = format!("SELECT pgssl.sign_csr({csr});");
+    let script = format!(
+        "SET pgssl.ca_cert_file = 'swap_ca.crt';
+         SET pgssl.ca_key_file = 'swap_ca.key';
+         SELECT pgssl.init_ca('swap CA one', 30) IS NULL;
+         {sign}
+         {sign}
+         \\! mv {data}/swap_ca.crt {data}/one.crt && mv {data}/swap_ca.key {data}/one.key
+         SELECT pgssl.init_ca('swap CA two', 30) IS NULL;
+         {sign}
+         \\! cp {data}/one.crt {data}/swap_ca.crt && cp {data}/one.key {data}/swap_ca.key
+         {sign}
+         SELECT pg_backend_pid() = pg_backend_pid() AS same_session;"
+    );
+    let out = as_role(&cluster, "postgres", &script);
+    // Each signing after a change used the CA on disk at that moment.
+    assert_eq!(
+        issuer_cns(&out),
+        ["swap CA one", "swap CA one", "swap CA two", "swap CA one"],
+        "{out}"
+    );
+    // The files copied back kept the second CA's inodes and their size.
+    let meta = fs::metadata(cluster.data_dir.join("swap_ca.key")).unwrap();
+    assert_eq!(
+        meta.len(),
+        fs::metadata(cluster.data_dir.join("one.key"))
+            .unwrap()
+            .len()
+    );
+    assert_eq!(registry_count(&cluster), 4);
+}

@@ -43,7 +43,7 @@ async fn connection_setup_time() {
     let key =
         openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&files.key).unwrap()).unwrap();
     let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()

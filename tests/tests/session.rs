@@ -403,3 +403,85 @@ fn an_ed25519_client_certificate_works_too() {
     let fingerprint = hex::encode(cert_of(&files).digest(MessageDigest::sha256()).unwrap());
     assert_eq!(out, format!("erin {fingerprint}"));
 }
+
+/// Connects with pgssl_client and keeps the connection open.
+async fn open(conninfo: &str) -> tokio_postgres::Client {
+    let home = tempfile::tempdir().unwrap();
+    let config =
+        pgssl_client::Config::from_conninfo_with_env(conninfo, &|_| None, Some(home.path()))
+            .unwrap();
+    let (client, connection) = pgssl_client::Connector::new(config)
+        .connect()
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+const FACTS: &str = "SELECT json_build_object(
+  'pid', pg_backend_pid(), 'cn', pgssl.client_cn(), 'dn', pgssl.client_dn(),
+  'field', pgssl.client_dn_field('CN'), 'issuer_field', pgssl.issuer_field('CN'),
+  'serial', pgssl.client_serial()::text, 'fingerprint', pgssl.client_cert_fingerprint(),
+  'info', pgssl.session_info())::text";
+
+async fn facts(client: &tokio_postgres::Client) -> Value {
+    let text: String = client.query_one(FACTS, &[]).await.unwrap().get(0);
+    serde_json::from_str(&text).unwrap()
+}
+
+/// What `FACTS` must say for the certificate in `files`.
+fn assert_facts_of(v: &Value, files: &CertFiles, cn: &str) {
+    let cert = cert_of(files);
+    let fingerprint = hex::encode(cert.digest(MessageDigest::sha256()).unwrap());
+    let serial = cert.serial_number().to_bn().unwrap().to_dec_str().unwrap();
+    assert_eq!(v["cn"], cn, "{v}");
+    assert_eq!(v["dn"], format!("CN={cn}"), "{v}");
+    assert_eq!(v["field"], cn, "{v}");
+    assert_eq!(v["serial"], serial.to_string(), "{v}");
+    assert_eq!(v["fingerprint"], fingerprint, "{v}");
+    assert_eq!(v["info"]["client_cn"], cn, "{v}");
+    assert_eq!(v["info"]["fingerprint_sha256"], fingerprint, "{v}");
+    assert_eq!(v["info"]["client_serial"], serial.to_string(), "{v}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_connection_gets_the_facts_of_its_own_certificate() {
+    // The facts are cached per connection: connections open side by side,
+    // and new ones after them, each see their own certificate, however often
+    // the functions were called on another connection before.
+    let cluster = TlsCluster::start();
+    cluster.sql("CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN");
+    let alice = cluster.client_cert(&[("CN", "alice")]);
+    let bob = cluster.client_cert(&[("CN", "bob")]);
+    let a = open(&cluster.verify_full("alice", Some(&alice))).await;
+    let first = facts(&a).await;
+    assert_facts_of(&first, &alice, "alice");
+    let b = open(&cluster.verify_full("bob", Some(&bob))).await;
+    let other = facts(&b).await;
+    assert_facts_of(&other, &bob, "bob");
+    assert_ne!(first["pid"], other["pid"]);
+    // Asked again, after the other connection computed its own.
+    assert_eq!(facts(&a).await, first);
+    assert_eq!(facts(&b).await, other);
+    // A session reset changes nothing the TLS handshake decided.
+    a.batch_execute("DISCARD ALL").await.unwrap();
+    assert_eq!(facts(&a).await, first);
+    // New connections, one after the other, with the two certificates and with none.
+    for _ in 0..3 {
+        for (files, cn) in [(&alice, "alice"), (&bob, "bob")] {
+            let c = open(&cluster.verify_full(cn, Some(files))).await;
+            assert_facts_of(&facts(&c).await, files, cn);
+        }
+    }
+    cluster.sql("CREATE ROLE carol LOGIN PASSWORD 'secret' IN ROLE scram_users");
+    let c = open(&format!(
+        "{} password=secret",
+        cluster.verify_full("carol", None)
+    ))
+    .await;
+    let none = facts(&c).await;
+    assert_eq!(none["cn"], Value::Null, "{none}");
+    assert_eq!(none["fingerprint"], Value::Null, "{none}");
+    assert_eq!(none["info"]["client_cert_present"], false, "{none}");
+    assert_eq!(none["info"]["ssl"], true, "{none}");
+}

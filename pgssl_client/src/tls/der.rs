@@ -90,6 +90,59 @@ pub(super) fn pss_signature_hash(cert: &[u8]) -> Option<Option<&[u8]>> {
     }
 }
 
+/// The hash `tls-server-end-point` (RFC 5929) takes for the common certificate signature
+/// algorithms, read from the certificate's outer signatureAlgorithm as OpenSSL names it for
+/// libpq (SHA-1 upgraded to SHA-256), and computed over the certificate as sent: what the
+/// OpenSSL path in `stream` gives, without parsing the certificate with OpenSSL 3, whose key
+/// decoder costs more than the rest of a connection's client-side work. `None` for any other
+/// algorithm (RSASSA-PSS, Ed25519, DSA, ...), which that path decides.
+pub(super) fn end_point_hash(cert: &[u8]) -> Option<Vec<u8>> {
+    // sha{1,256,384,512}WithRSAEncryption: 1.2.840.113549.1.1.{5,11,12,13}.
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    // ecdsa-with-SHA1: 1.2.840.10045.4.1; ecdsa-with-SHA{256,384,512}: 1.2.840.10045.4.3.{2,3,4}.
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+    let (0x30, cert_body, trailing) = der_next(cert)? else {
+        return None;
+    };
+    if !trailing.is_empty() {
+        return None;
+    }
+    let (0x30, _tbs, rest) = der_next(cert_body)? else {
+        return None;
+    };
+    let (0x30, alg, rest) = der_next(rest)? else {
+        return None;
+    };
+    let (0x03, _signature, rest) = der_next(rest)? else {
+        return None;
+    };
+    if !rest.is_empty() {
+        return None;
+    }
+    let (0x06, oid, params) = der_next(alg)? else {
+        return None;
+    };
+    // RSA signatures carry NULL parameters (or none); ECDSA ones none.
+    let no_params = params.is_empty() || params == [0x05, 0x00];
+    let bits = match oid.split_at_checked(oid.len().checked_sub(1)?)? {
+        (RSA, [5 | 11]) if no_params => 256,
+        (RSA, [12]) if no_params => 384,
+        (RSA, [13]) if no_params => 512,
+        (prefix, [1]) if prefix == ECDSA && params.is_empty() => 256,
+        (prefix, [n @ 2..=4])
+            if params.is_empty() && prefix.strip_prefix(ECDSA) == Some(&[3u8][..]) =>
+        {
+            [256, 384, 512][usize::from(*n) - 2]
+        }
+        _ => return None,
+    };
+    Some(match bits {
+        256 => openssl::sha::sha256(cert).to_vec(),
+        384 => openssl::sha::sha384(cert).to_vec(),
+        _ => openssl::sha::sha512(cert).to_vec(),
+    })
+}
+
 /// The raw bytes of every dNSName in a certificate's subjectAltName extension, in order:
 /// OpenSSL's Rust binding hides the ones that are not UTF-8, which libpq still counts.
 pub(super) fn dns_names(cert: &[u8]) -> Vec<&[u8]> {

@@ -223,7 +223,7 @@ pub(super) fn load_client_cert(config: &Config) -> Result<Option<(PathBuf, Certi
     let pkcs8 = key
         .private_key_to_pkcs8()
         .map_err(|e| file_error("private key", &key_path, e))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
         PrivatePkcs8KeyDer::from(pkcs8),
     ))
     .map_err(|e| {

@@ -234,7 +234,9 @@ fn build_config(
     enable_sni: bool,
     alpn: bool,
 ) -> Result<Arc<ClientConfig>, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // aws-lc-rs: faster AES-GCM than ring on x86_64 (COPY throughput), the
+    // same handshakes; see docs/benchmarks.md.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| Error::Tls {

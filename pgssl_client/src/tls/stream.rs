@@ -401,6 +401,9 @@ fn signature_algorithm_name(cert_der: &[u8]) -> String {
 /// For RSASSA-PSS signatures the hash is the one in the signature's parameters, as libpq
 /// reads it with `X509_get_signature_info`.
 pub(crate) fn tls_server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
+    if let Some(hash) = super::der::end_point_hash(cert_der) {
+        return Some(hash);
+    }
     let cert = X509::from_der(cert_der).ok()?;
     let digest_nid = match super::der::pss_signature_hash(cert_der) {
         Some(None) => Nid::SHA1,

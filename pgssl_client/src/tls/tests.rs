@@ -291,6 +291,27 @@ fn channel_binding_hash_follows_the_signature() {
         tls_server_end_point(&der).unwrap(),
         ec.digest(MessageDigest::sha256()).unwrap().to_vec()
     );
+    // The DER walk and OpenSSL's reading of the certificate agree, for each
+    // signature algorithm the walk knows.
+    for (name, key_type) in [
+        ("ec", pgssl_tests::KeyType::EcP256),
+        ("ec384", pgssl_tests::KeyType::EcP384),
+        ("rsa", pgssl_tests::KeyType::Rsa2048),
+    ] {
+        let cert = Ca::with_key_type(name, key_type)
+            .issue(&CertSpec::server())
+            .cert;
+        let der = cert.to_der().unwrap();
+        let fast = super::der::end_point_hash(&der).expect(name);
+        let nid = cert.signature_algorithm().object().nid();
+        let digest = nid.signature_algorithms().unwrap().digest;
+        let md = MessageDigest::from_nid(digest).unwrap();
+        assert_eq!(fast, cert.digest(md).unwrap().to_vec(), "{name}");
+        // Trailing bytes are no certificate.
+        let mut longer = der.clone();
+        longer.push(0);
+        assert_eq!(super::der::end_point_hash(&longer), None);
+    }
     let ed = Ca::with_key_type("ed", pgssl_tests::KeyType::Ed25519)
         .issue(&CertSpec::server())
         .cert;

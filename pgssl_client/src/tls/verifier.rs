@@ -63,7 +63,8 @@ impl LibpqVerifier {
         LibpqVerifier {
             store,
             check_host,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
             host_override: None,
             cache: cache.then(ChainCache::default),
         }

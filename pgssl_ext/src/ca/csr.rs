@@ -198,6 +198,22 @@ pub enum KeyKind {
 impl KeyKind {
     /// Classifies a public key, refusing what the policy does not accept.
     pub fn of<T: HasPublic>(key: &PKeyRef<T>) -> Result<Self, CsrError> {
+        Self::classify(key, || {
+            key.ec_key().ok().and_then(|ec| ec.group().curve_name())
+        })
+    }
+
+    /// [`KeyKind::of`] for a key whose curve, when it is an EC key, is
+    /// already known (`Nid::UNDEF` for none): asking the key for its curve
+    /// costs a conversion to a legacy key in OpenSSL 3.
+    pub fn of_curve<T: HasPublic>(key: &PKeyRef<T>, curve: Nid) -> Result<Self, CsrError> {
+        Self::classify(key, || (curve != Nid::UNDEF).then_some(curve))
+    }
+
+    fn classify<T: HasPublic>(
+        key: &PKeyRef<T>,
+        curve: impl FnOnce() -> Option<Nid>,
+    ) -> Result<Self, CsrError> {
         match key.id() {
             Id::RSA => {
                 let bits = key.bits();
@@ -207,19 +223,16 @@ impl KeyKind {
                     Ok(Self::Rsa(bits))
                 }
             }
-            Id::EC => {
-                let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
-                match curve {
-                    Some(Nid::X9_62_PRIME256V1) => Ok(Self::EcP256),
-                    Some(Nid::SECP384R1) => Ok(Self::EcP384),
-                    Some(nid) => Err(CsrError::UnsupportedKey {
-                        presented: format!("EC {}", nid.short_name().unwrap_or("(unnamed curve)")),
-                    }),
-                    None => Err(CsrError::UnsupportedKey {
-                        presented: "EC with explicit curve parameters".into(),
-                    }),
-                }
-            }
+            Id::EC => match curve() {
+                Some(Nid::X9_62_PRIME256V1) => Ok(Self::EcP256),
+                Some(Nid::SECP384R1) => Ok(Self::EcP384),
+                Some(nid) => Err(CsrError::UnsupportedKey {
+                    presented: format!("EC {}", nid.short_name().unwrap_or("(unnamed curve)")),
+                }),
+                None => Err(CsrError::UnsupportedKey {
+                    presented: "EC with explicit curve parameters".into(),
+                }),
+            },
             Id::ED25519 => Ok(Self::Ed25519),
             other => Err(CsrError::UnsupportedKey {
                 presented: key_type_name(other),
@@ -243,6 +256,9 @@ pub struct CheckedCsr {
     pub public_key: PKey<Public>,
     /// What kind of key it is.
     pub key_kind: KeyKind,
+    /// The SubjectPublicKeyInfo as the CSR encoded it, when the fast path
+    /// read it: the certificate takes it as it is.
+    pub spki_der: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for CheckedCsr {
@@ -270,6 +286,9 @@ pub fn check_csr(input: &str) -> Result<CheckedCsr, CsrError> {
     }
     let base64: String = body.split_ascii_whitespace().collect();
     let der = openssl::base64::decode_block(&base64).map_err(|_| CsrError::Unparsable)?;
+    if let Some(checked) = super::raw_csr::check(&der) {
+        return Ok(checked);
+    }
     let request = X509Req::from_der(&der).map_err(|_| CsrError::Unparsable)?;
     let public_key = request.public_key().map_err(|_| CsrError::Unparsable)?;
     let key_kind = KeyKind::of(&public_key)?;
@@ -281,6 +300,7 @@ pub fn check_csr(input: &str) -> Result<CheckedCsr, CsrError> {
         common_name,
         public_key,
         key_kind,
+        spki_der: None,
     })
 }
 
@@ -389,6 +409,25 @@ mod tests {
             assert_eq!(checked.common_name, "alice");
             assert_eq!(checked.key_kind, kind);
             assert!(checked.public_key.public_eq(&key));
+            // Read on the fast path, which kept the key's encoding as sent.
+            assert_eq!(
+                checked.spki_der.as_deref(),
+                Some(key.public_key_to_der().unwrap().as_slice())
+            );
+        }
+        // Each key type twice in a row, in another order: the decoders kept
+        // per key type give each CSR its own key.
+        for key in [
+            rsa_key(2048),
+            ec_key(Nid::SECP384R1),
+            ec_key(Nid::X9_62_PRIME256V1),
+            PKey::generate_ed25519().unwrap(),
+            ec_key(Nid::X9_62_PRIME256V1),
+        ] {
+            assert!(check_csr(&csr_pem(&key, "a"))
+                .unwrap()
+                .public_key
+                .public_eq(&key));
         }
     }
 

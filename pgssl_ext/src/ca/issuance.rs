@@ -53,14 +53,29 @@ impl Subject<'_> {
 
 /// A certificate signed and recorded.
 pub(crate) struct Issued {
-    /// The certificate.
-    pub cert: X509,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The certificate parsed, once asked for: a client certificate is built
+    /// without OpenSSL decoding the subject's key, which any read of the key
+    /// from that object would need, so [`Issued::cert`] parses the DER.
+    parsed: std::cell::OnceCell<X509>,
     /// Its PEM.
     pub pem: String,
     /// Its serial, lowercase hex.
     pub serial_hex: String,
     /// Its validity.
     pub validity: Validity,
+}
+
+impl Issued {
+    /// The certificate as OpenSSL reads it from its DER.
+    pub(crate) fn cert(&self) -> Result<&X509, PgsslError> {
+        if let Some(cert) = self.parsed.get() {
+            return Ok(cert);
+        }
+        let cert = X509::from_der(&self.der).map_err(internal("reading the certificate"))?;
+        Ok(self.parsed.get_or_init(|| cert))
+    }
 }
 
 /// The validity of a certificate for `days` under a CA that is valid until
@@ -122,9 +137,13 @@ pub(crate) fn issue(
             }
         }
         .map_err(internal("signing the certificate"))?;
-        let pem = pem_text(cert.to_pem())?;
+        // One DER encoding serves the PEM and the fingerprint.
+        let der = cert
+            .to_der()
+            .map_err(internal("encoding the certificate"))?;
+        let pem = cert::der_to_pem("CERTIFICATE", &der);
         let serial_hex = cert::bignum_hex(&serial);
-        let fingerprint = cert::fingerprint_sha256(&cert).unwrap_or_default();
+        let fingerprint = crate::dn::hex_lower(&openssl::sha::sha256(&der));
         let recorded = registry::record(&NewEntry {
             serial_hex: &serial_hex,
             common_name: &common_name,
@@ -149,8 +168,14 @@ pub(crate) fn issue(
             session_user(),
             crate::timestamps::iso8601(validity.not_after).unwrap_or_default(),
         );
+        // A server certificate was built with its key: keep that object.
+        let parsed = std::cell::OnceCell::new();
+        if subject.kind() == CertKind::Server {
+            let _ = parsed.set(cert);
+        }
         return Ok(Issued {
-            cert,
+            der,
+            parsed,
             pem,
             serial_hex,
             validity,

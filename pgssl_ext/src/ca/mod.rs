@@ -3,7 +3,7 @@
 //! what was issued, revoke and publish CRLs.
 //!
 //! Pure modules (no backend types, covered by plain `#[test]`s):
-//! - [`csr`]: which CSRs are signed;
+//! - [`csr`]: which CSRs are signed (its fast path over OpenSSL in `raw_csr`);
 //! - [`profile`]: validity, serials and the one end-entity profile;
 //! - [`revocation`]: serials given to SQL, revocation reasons, the CRL;
 //! - [`authority`]: the CAs' key types, making, loading and caching a CA;
@@ -28,6 +28,7 @@ pub mod files;
 pub(crate) mod functions;
 pub(crate) mod issuance;
 pub mod profile;
+mod raw_csr;
 pub(crate) mod registry;
 pub(crate) mod renewal;
 pub mod revocation;

@@ -153,32 +153,15 @@ pub fn issue_end_entity<T: HasPublic>(
     serial: &BigNum,
     validity: Validity,
 ) -> Result<X509, ErrorStack> {
-    let mut builder = X509::builder()?;
-    builder.set_version(2)?;
-    let serial = Asn1Integer::from_bn(serial)?;
-    let subject = common_name_only(common_name)?;
-    let not_before = Asn1Time::from_unix(validity.not_before)?;
-    let not_after = Asn1Time::from_unix(validity.not_after)?;
-    builder.set_serial_number(&serial)?;
-    builder.set_issuer_name(ca_cert.subject_name())?;
-    builder.set_subject_name(&subject)?;
+    let mut builder = end_entity_builder(
+        common_name,
+        public_key.id(),
+        purpose,
+        ca_cert,
+        serial,
+        validity,
+    )?;
     builder.set_pubkey(public_key)?;
-    builder.set_not_before(&not_before)?;
-    builder.set_not_after(&not_after)?;
-
-    builder.append_extension(BasicConstraints::new().critical().build()?)?;
-    let mut usage = KeyUsage::new();
-    usage.critical().digital_signature();
-    if public_key.id() == Id::RSA {
-        usage.key_encipherment();
-    }
-    builder.append_extension(usage.build()?)?;
-    let mut extended = ExtendedKeyUsage::new();
-    match purpose {
-        Purpose::Client => extended.client_auth(),
-        Purpose::Server => extended.server_auth(),
-    };
-    builder.append_extension(extended.build()?)?;
     if let Some(sans) = subject_alt_names {
         let sans = sans.build(&builder.x509v3_context(Some(ca_cert), None))?;
         builder.append_extension(sans)?;
@@ -195,6 +178,45 @@ pub fn issue_end_entity<T: HasPublic>(
     Ok(builder.build())
 }
 
+/// The profile's fields and first three extensions (basicConstraints,
+/// keyUsage for a key of type `key_id`, extendedKeyUsage), without the
+/// subject key, the names after them, or the signature.
+fn end_entity_builder(
+    common_name: &str,
+    key_id: Id,
+    purpose: Purpose,
+    ca_cert: &X509Ref,
+    serial: &BigNum,
+    validity: Validity,
+) -> Result<openssl::x509::X509Builder, ErrorStack> {
+    let mut builder = X509::builder()?;
+    builder.set_version(2)?;
+    let serial = Asn1Integer::from_bn(serial)?;
+    let subject = common_name_only(common_name)?;
+    let not_before = Asn1Time::from_unix(validity.not_before)?;
+    let not_after = Asn1Time::from_unix(validity.not_after)?;
+    builder.set_serial_number(&serial)?;
+    builder.set_issuer_name(ca_cert.subject_name())?;
+    builder.set_subject_name(&subject)?;
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after)?;
+
+    builder.append_extension(BasicConstraints::new().critical().build()?)?;
+    let mut usage = KeyUsage::new();
+    usage.critical().digital_signature();
+    if key_id == Id::RSA {
+        usage.key_encipherment();
+    }
+    builder.append_extension(usage.build()?)?;
+    let mut extended = ExtendedKeyUsage::new();
+    match purpose {
+        Purpose::Client => extended.client_auth(),
+        Purpose::Server => extended.server_auth(),
+    };
+    builder.append_extension(extended.build()?)?;
+    Ok(builder)
+}
+
 /// Builds and signs the client certificate for a checked CSR: the
 /// [`issue_end_entity`] profile with clientAuth, from the CSR's CN and public
 /// key alone.
@@ -205,6 +227,20 @@ pub fn issue_client_certificate(
     serial: &BigNum,
     validity: Validity,
 ) -> Result<X509, ErrorStack> {
+    if let Some(spki) = &csr.spki_der {
+        // The same profile, with the CSR's SubjectPublicKeyInfo taken as it is.
+        let builder = end_entity_builder(
+            &csr.common_name,
+            csr.public_key.id(),
+            Purpose::Client,
+            ca_cert,
+            serial,
+            validity,
+        )?;
+        let cert = builder.build();
+        super::raw_csr::finish_certificate(&cert, spki, ca_cert, ca_key)?;
+        return Ok(cert);
+    }
     issue_end_entity(
         &csr.common_name,
         &csr.public_key,
@@ -315,6 +351,39 @@ mod tests {
             crate::cert::unix_seconds(cert.not_after()),
             Some(v.not_after)
         );
+    }
+
+    #[test]
+    fn the_fast_path_issues_the_plain_paths_certificate() {
+        // An Ed25519 CA signs deterministically: both paths must give the
+        // same bytes.
+        let ca_key = PKey::generate_ed25519().unwrap();
+        let ca = crate::ca::authority::self_signed_ca("fast CA", 30, &ca_key, now()).unwrap();
+        for key in [
+            ec_key(Nid::X9_62_PRIME256V1),
+            ec_key(Nid::SECP384R1),
+            rsa_key(2048),
+            PKey::generate_ed25519().unwrap(),
+        ] {
+            let fast = check_csr(&pem(&csr_with(&key, &["erin"], true))).unwrap();
+            assert!(fast.spki_der.is_some());
+            let plain = CheckedCsr {
+                common_name: fast.common_name.clone(),
+                public_key: fast.public_key.clone(),
+                key_kind: fast.key_kind,
+                spki_der: None,
+            };
+            let serial = random_serial().unwrap();
+            let v = validity(now(), 30, 397, now() + 3650 * SECONDS_PER_DAY).unwrap();
+            let a = issue_client_certificate(&fast, &ca, &ca_key, &serial, v).unwrap();
+            let b = issue_client_certificate(&plain, &ca, &ca_key, &serial, v).unwrap();
+            assert!(a.verify(&ca_key).unwrap());
+            assert_eq!(ca.issued(&a), X509VerifyResult::OK);
+            // OpenSSL decodes the key when it reads the certificate.
+            let read = X509::from_der(&a.to_der().unwrap()).unwrap();
+            assert!(read.public_key().unwrap().public_eq(&key));
+            assert_eq!(a.to_der().unwrap(), b.to_der().unwrap());
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! on the 0.1.0 registry too, except recording a server certificate, which
 //! needs the `kind` column of 0.2.0 and says so.
 
-use pgrx::spi::{Spi, SpiError};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
+use pgrx::spi::{OwnedPreparedStatement, Spi, SpiError};
 
 use super::revocation::{RevocationReason, RevokedEntry};
 use crate::error::{internal, PgsslError};
@@ -66,36 +68,36 @@ fn records_kind() -> Result<bool, PgsslError> {
     .map(|found| found.unwrap_or(false))
 }
 
+/// The client row's INSERT. A client row leaves kind to its default
+/// ('client'), so that it can be recorded before the update too.
+const INSERT_CLIENT: &str = "INSERT INTO pgssl.issued_certs
+        (serial, common_name, not_before, not_after, fingerprint_sha256,
+         issued_by, certificate)
+ VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5,
+         pg_catalog.session_user(), $6)
+ ON CONFLICT (serial) DO NOTHING
+ RETURNING true";
+
+const INSERT_SERVER: &str = "INSERT INTO pgssl.issued_certs
+        (serial, common_name, not_before, not_after, fingerprint_sha256,
+         issued_by, certificate, kind)
+ VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5,
+         pg_catalog.session_user(), $6, $7)
+ ON CONFLICT (serial) DO NOTHING
+ RETURNING true";
+
+thread_local! {
+    // The client INSERT, parsed and planned once per backend (SPI_keepplan).
+    // PostgreSQL's plan cache re-plans it when the table or anything it
+    // depends on changes (an ALTER EXTENSION UPDATE, a DROP and CREATE), and
+    // every name in it is schema-qualified, so it means the same at every call.
+    static INSERT_CLIENT_PLAN: std::cell::RefCell<Option<OwnedPreparedStatement>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Records a certificate issued by the session user. `Ok(false)` when its
 /// serial is already in the registry: the caller draws another.
 pub(crate) fn record(entry: &NewEntry<'_>) -> Result<bool, PgsslError> {
-    // A client row leaves kind to its default ('client'), so that it can be
-    // recorded before the update too.
-    let statement = match entry.kind {
-        CertKind::Client => {
-            "INSERT INTO pgssl.issued_certs
-                    (serial, common_name, not_before, not_after, fingerprint_sha256,
-                     issued_by, certificate)
-             VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5,
-                     pg_catalog.session_user(), $6)
-             ON CONFLICT (serial) DO NOTHING
-             RETURNING true"
-        }
-        CertKind::Server if !records_kind()? => {
-            return Err(PgsslError::ExtensionNotUpdated {
-                needs: "recording server certificates",
-            })
-        }
-        CertKind::Server => {
-            "INSERT INTO pgssl.issued_certs
-                    (serial, common_name, not_before, not_after, fingerprint_sha256,
-                     issued_by, certificate, kind)
-             VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5,
-                     pg_catalog.session_user(), $6, $7)
-             ON CONFLICT (serial) DO NOTHING
-             RETURNING true"
-        }
-    };
     let mut args = vec![
         entry.serial_hex.into(),
         entry.common_name.into(),
@@ -104,16 +106,46 @@ pub(crate) fn record(entry: &NewEntry<'_>) -> Result<bool, PgsslError> {
         entry.fingerprint_sha256.into(),
         entry.certificate_pem.into(),
     ];
-    if entry.kind == CertKind::Server {
-        args.push(entry.kind.as_str().into());
-    }
-    let recorded = Spi::get_one_with_args::<bool>(statement, &args);
+    let recorded = match entry.kind {
+        CertKind::Client => record_client(&args),
+        CertKind::Server if !records_kind()? => {
+            return Err(PgsslError::ExtensionNotUpdated {
+                needs: "recording server certificates",
+            })
+        }
+        CertKind::Server => {
+            args.push(entry.kind.as_str().into());
+            Spi::get_one_with_args::<bool>(INSERT_SERVER, &args)
+        }
+    };
     match recorded {
         Ok(Some(true)) => Ok(true),
         // ON CONFLICT: no row came back.
         Ok(_) | Err(SpiError::InvalidPosition) => Ok(false),
         Err(e) => Err(internal("recording the certificate")(e)),
     }
+}
+
+/// Runs the kept client INSERT, preparing it at the first call.
+fn record_client(args: &[DatumWithOid<'_>]) -> Result<Option<bool>, SpiError> {
+    INSERT_CLIENT_PLAN.with(|cell| {
+        Spi::connect_mut(|client| {
+            if cell.borrow().is_none() {
+                let text = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+                let float = PgOid::BuiltIn(PgBuiltInOids::FLOAT8OID);
+                let plan = client
+                    .prepare_mut(INSERT_CLIENT, &[text, text, float, float, text, text])?
+                    .keep();
+                *cell.borrow_mut() = Some(plan);
+            }
+            let plan = cell.borrow();
+            let plan = plan.as_ref().ok_or(SpiError::InvalidPosition)?;
+            client
+                .update(plan, Some(1), args)?
+                .first()
+                .get_one::<bool>()
+        })
+    })
 }
 
 /// Locks the row of `serial` for update: `None` when there is none,

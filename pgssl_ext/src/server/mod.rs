@@ -107,7 +107,7 @@ fn issue(hostnames: &[Option<String>], valid_days: i32) -> Result<serde_json::Va
     let (cert_path, key_path) = (data_dir.join(&cert_name), data_dir.join(&key_name));
     files::write_server_pair(&cert_path, issued.pem.as_bytes(), &key_path, &key_pem)?;
 
-    let cert = &issued.cert;
+    let cert = issued.cert()?;
     Ok(json!({
         "ssl_cert_file": cert_name,
         "ssl_key_file": key_name,

@@ -8,8 +8,6 @@
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB};
-use serde_json::{json, Value};
 
 use openssl::x509::X509Ref;
 
@@ -18,12 +16,16 @@ use crate::dn;
 use crate::error::PgsslError;
 use crate::timestamps;
 
+mod cache;
+mod datums;
 mod others;
 mod snapshot;
+use cache::{Facts, Whose};
+use datums::{CachedJsonb, CachedNumeric};
 pub(crate) use snapshot::SessionTls;
 
 fn peer() -> Option<&'static X509Ref> {
-    SessionTls::current().peer
+    Facts::current().tls.peer
 }
 
 fn resolve_field(field: &str) -> Result<String, PgsslError> {
@@ -35,25 +37,25 @@ fn resolve_field(field: &str) -> Result<String, PgsslError> {
 /// Whether the current connection uses TLS.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_is_used() -> bool {
-    SessionTls::current().in_use
+    Facts::current().tls.in_use
 }
 
 /// The TLS protocol version, e.g. `TLSv1.3`.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_version() -> Option<&'static str> {
-    SessionTls::current().version()
+    Facts::current().version
 }
 
 /// The negotiated cipher suite, e.g. `TLS_AES_256_GCM_SHA384`.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_cipher() -> Option<&'static str> {
-    SessionTls::current().cipher().map(|c| c.name)
+    Facts::current().cipher.map(|c| c.name)
 }
 
 /// The cipher's secret key length in bits.
 #[pg_extern(stable, parallel_restricted)]
 fn ssl_cipher_bits() -> Option<i32> {
-    SessionTls::current().cipher().map(|c| c.bits)
+    Facts::current().cipher.map(|c| c.bits)
 }
 
 /// Whether the client presented a certificate.
@@ -64,70 +66,66 @@ fn client_cert_present() -> bool {
 
 /// The client certificate's CN, in full, exactly as the server matched it for `cert` authentication.
 #[pg_extern(stable, parallel_restricted)]
-fn client_cn() -> Option<String> {
-    SessionTls::current().peer_cn()
+fn client_cn() -> Option<&'static str> {
+    Facts::current().cn.as_deref()
 }
 
 /// The client certificate's subject in RFC 2253 form, never truncated.
 #[pg_extern(stable, parallel_restricted)]
-fn client_dn() -> Option<String> {
-    peer().map(|c| cert::name_rfc2253(c.subject_name()))
+fn client_dn() -> Option<&'static str> {
+    Facts::current().dn.as_deref()
 }
 
 /// The client certificate's issuer in RFC 2253 form, never truncated.
 #[pg_extern(stable, parallel_restricted)]
-fn issuer_dn() -> Option<String> {
-    peer().map(|c| cert::name_rfc2253(c.issuer_name()))
+fn issuer_dn() -> Option<&'static str> {
+    Facts::current().issuer_dn.as_deref()
 }
 
 /// One field of the client certificate's subject, by short or long name or OID.
 #[pg_extern(stable, strict, parallel_restricted)]
 fn client_dn_field(field: &str) -> Result<Option<String>, ErrorReport> {
     let oid = resolve_field(field)?;
-    Ok(peer().and_then(|c| cert::name_field(c.subject_name(), &oid)))
+    Ok(Facts::current().field(Whose::Subject, &oid))
 }
 
 /// One field of the client certificate's issuer, by short or long name or OID.
 #[pg_extern(stable, strict, parallel_restricted)]
 fn issuer_field(field: &str) -> Result<Option<String>, ErrorReport> {
     let oid = resolve_field(field)?;
-    Ok(peer().and_then(|c| cert::name_field(c.issuer_name(), &oid)))
+    Ok(Facts::current().field(Whose::Issuer, &oid))
 }
 
 /// The client certificate's serial number.
 #[pg_extern(stable, parallel_restricted)]
-fn client_serial() -> Option<AnyNumeric> {
-    peer()
-        .and_then(cert::serial_decimal)
-        .and_then(|s| AnyNumeric::try_from(s.as_str()).ok())
+fn client_serial() -> Option<CachedNumeric> {
+    Facts::current()
+        .serial_numeric(datums::numeric_bytes)
+        .map(CachedNumeric)
 }
 
 /// The client certificate's serial number in lowercase hex.
 #[pg_extern(stable, parallel_restricted)]
-fn client_serial_hex() -> Option<String> {
-    peer().and_then(cert::serial_hex)
+fn client_serial_hex() -> Option<&'static str> {
+    Facts::current().serial_hex.as_deref()
 }
 
 /// Start of the client certificate's validity.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_not_before() -> Option<TimestampWithTimeZone> {
-    peer()
-        .and_then(|c| cert::unix_seconds(c.not_before()))
-        .and_then(timestamps::from_unix)
+    Facts::current().not_before.and_then(timestamps::from_unix)
 }
 
 /// End of the client certificate's validity.
 #[pg_extern(stable, parallel_restricted)]
 fn client_cert_not_after() -> Option<TimestampWithTimeZone> {
-    peer()
-        .and_then(|c| cert::unix_seconds(c.not_after()))
-        .and_then(timestamps::from_unix)
+    Facts::current().not_after.and_then(timestamps::from_unix)
 }
 
 /// SHA-256 fingerprint of the client certificate (DER), lowercase hex.
 #[pg_extern(stable, parallel_restricted)]
-fn client_cert_fingerprint() -> Option<String> {
-    peer().and_then(cert::fingerprint_sha256)
+fn client_cert_fingerprint() -> Option<&'static str> {
+    Facts::current().fingerprint.as_deref()
 }
 
 /// The client certificate in PEM.
@@ -155,38 +153,6 @@ fn client_cert_extensions() -> TableIterator<
 /// Everything above in one object, plus the identity the server authenticated
 /// and the DN in the form `clientname=DN` in `pg_hba.conf` matches against.
 #[pg_extern(stable, parallel_restricted)]
-fn session_info() -> JsonB {
-    JsonB(session_json())
-}
-
-fn session_json() -> Value {
-    let tls = SessionTls::current();
-    let cipher = tls.cipher();
-    let peer = tls.peer;
-    let time = |f: fn(&X509Ref) -> Option<i64>| -> Value {
-        peer.and_then(f)
-            .and_then(timestamps::iso8601)
-            .map(Value::String)
-            .unwrap_or(Value::Null)
-    };
-    json!({
-        "ssl": tls.in_use,
-        "version": tls.version(),
-        "cipher": cipher.map(|c| c.name),
-        "cipher_bits": cipher.map(|c| c.bits),
-        "client_cert_present": peer.is_some(),
-        "client_cert_verified": tls.peer_verified(),
-        "client_cn": tls.peer_cn(),
-        "client_dn": peer.map(|c| cert::name_rfc2253(c.subject_name())),
-        "client_dn_as_matched": tls.peer_dn_as_matched(),
-        "issuer_dn": peer.map(|c| cert::name_rfc2253(c.issuer_name())),
-        "client_serial": peer.and_then(cert::serial_decimal),
-        "client_serial_hex": peer.and_then(cert::serial_hex),
-        "not_before": time(|c| cert::unix_seconds(c.not_before())),
-        "not_after": time(|c| cert::unix_seconds(c.not_after())),
-        "fingerprint_sha256": peer.and_then(cert::fingerprint_sha256),
-        "subject_alt_names": peer.map(cert::subject_alt_names),
-        "authn_id": tls.authn_id(),
-        "alpn": tls.alpn(),
-    })
+fn session_info() -> CachedJsonb {
+    CachedJsonb(Facts::current().session_jsonb(datums::jsonb_bytes))
 }
