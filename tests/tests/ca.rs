@@ -835,7 +835,7 @@ fn issuer_cns(pems: &str) -> Vec<String> {
                 .entries_by_nid(openssl::nid::Nid::COMMONNAME)
                 .next()
                 .unwrap();
-            cn.data().as_utf8().unwrap().to_string()
+            cn.data().to_string().unwrap()
         })
         .collect()
 }

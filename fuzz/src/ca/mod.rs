@@ -6,6 +6,14 @@ pub mod csr;
 #[path = "../../../pgssl_ext/src/ca/crl_file.rs"]
 pub mod crl_file;
 
+// check_csr's fast path (and the profile it signs with): the C half, csr_shim.c, is
+// compiled by build.rs.
+#[path = "../../../pgssl_ext/src/ca/raw_csr.rs"]
+pub mod raw_csr;
+
+#[path = "../../../pgssl_ext/src/ca/profile.rs"]
+pub mod profile;
+
 /// Stands in for the extension's `ca::files` (which needs the backend's error type): the
 /// fuzz targets parse and merge CRL files, they never install one.
 pub mod files {
