@@ -329,3 +329,41 @@ fn setup_refuses_bad_names_and_changes_nothing() {
     let made = cluster.sql("SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE 'pgssl%'");
     assert_eq!(made, "0", "a refused setup left files behind");
 }
+
+#[test]
+fn setup_writes_encrypted_ca_keys_when_a_passphrase_command_is_set() {
+    let cluster = TlsCluster::builder()
+        .bare()
+        .hba(PLAIN_HBA)
+        .without_extension()
+        .start();
+    let script = cluster.dir("secrets").join("pass.sh");
+    std::fs::write(&script, "#!/bin/sh\necho 'setup pass phrase'\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    cluster.sql(&format!(
+        "LOAD 'pgssl'; ALTER SYSTEM SET pgssl.ca_key_passphrase_command = '{} \"%p\"'",
+        script.display()
+    ));
+    cluster.sql("SELECT pg_reload_conf()");
+
+    let root = set_up(&cluster);
+    for key in ["pgssl_ca.key", "pgssl_server_ca.key"] {
+        let pem = std::fs::read_to_string(cluster.data_dir.join(key)).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{key}: {pem:.60}"
+        );
+    }
+    let conninfo = verify_full(&cluster, "localhost", &root);
+    assert_eq!(
+        cluster.psql_ok(&conninfo, "SELECT pgssl.ssl_is_used()"),
+        "t"
+    );
+    assert_eq!(
+        cluster.sql(
+            "SELECT string_agg(status, ',') FROM pgssl.check_config()
+              WHERE \"check\" = 'ca_key_protection'"
+        ),
+        "ok,ok"
+    );
+}
