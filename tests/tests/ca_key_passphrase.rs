@@ -70,11 +70,20 @@ fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> 
 /// wait until new sessions see it.
 fn set_and_reload(cluster: &TlsCluster, name: &str, value: Option<&str>) {
     match value {
-        Some(v) => cluster.sql(&format!(
-            "ALTER SYSTEM SET {name} = '{}'",
-            v.replace('\'', "''")
-        )),
-        None => cluster.sql(&format!("ALTER SYSTEM RESET {name}")),
+        // LOAD: the library defines its settings when it loads.
+        Some(v) => as_role(
+            cluster,
+            "postgres",
+            &format!(
+                "LOAD 'pgssl'; ALTER SYSTEM SET {name} = '{}'",
+                v.replace('\'', "''")
+            ),
+        ),
+        None => as_role(
+            cluster,
+            "postgres",
+            &format!("LOAD 'pgssl'; ALTER SYSTEM RESET {name}"),
+        ),
     };
     cluster.sql("SELECT pg_reload_conf()");
     let want = value.unwrap_or_default();
