@@ -65,6 +65,12 @@ fn checked_serial(cluster: &TlsCluster, conninfo: &str) -> String {
 }
 
 fn set_up(cluster: &TlsCluster) -> std::path::PathBuf {
+    set_up_printing(cluster, "restart the server once to start it")
+}
+
+/// `pgssl setup` with `--edit-hba`, for localhost and 127.0.0.1; checks that it
+/// succeeded and that its output has `expected`.
+fn set_up_printing(cluster: &TlsCluster, expected: &str) -> std::path::PathBuf {
     let root = cluster.client_dir.join("server-root.crt");
     let out = pgssl(
         cluster,
@@ -86,11 +92,13 @@ fn set_up(cluster: &TlsCluster) -> std::path::PathBuf {
         "pgssl setup failed: {}",
         text(&out.stderr)
     );
-    assert!(
-        text(&out.stdout).contains("restart the server once to start it"),
-        "{}",
-        text(&out.stdout)
-    );
+    for expected in [expected, "restart the server once to start it"] {
+        assert!(
+            text(&out.stdout).contains(expected),
+            "{expected}: {}",
+            text(&out.stdout)
+        );
+    }
     root
 }
 
@@ -337,16 +345,24 @@ fn setup_writes_encrypted_ca_keys_when_a_passphrase_command_is_set() {
         .hba(PLAIN_HBA)
         .without_extension()
         .start();
+    cluster.sql("CREATE ROLE alice LOGIN PASSWORD 'secret'");
     let script = cluster.dir("secrets").join("pass.sh");
     std::fs::write(&script, "#!/bin/sh\necho 'setup pass phrase'\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    cluster.sql(&format!(
-        "LOAD 'pgssl'; ALTER SYSTEM SET pgssl.ca_key_passphrase_command = '{} \"%p\"'",
-        script.display()
-    ));
+    // LOAD first (the library defines the setting), in its own transaction.
+    let out = cluster
+        .psql_command(&cluster.socket_conninfo("postgres"))
+        .args(["-c", "LOAD 'pgssl'", "-c"])
+        .arg(format!(
+            "ALTER SYSTEM SET pgssl.ca_key_passphrase_command = '{} \"%p\"'",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     cluster.sql("SELECT pg_reload_conf()");
 
-    let root = set_up(&cluster);
+    let root = set_up_printing(&cluster, "CA key (ok): the client CA private key");
     for key in ["pgssl_ca.key", "pgssl_server_ca.key"] {
         let pem = std::fs::read_to_string(cluster.data_dir.join(key)).unwrap();
         assert!(
