@@ -151,7 +151,8 @@ Description: TLS introspection and a client certificate authority for PostgreSQL
  and issuer, serial, validity, fingerprint and extensions.
  .
  It also runs a certificate authority inside the database: users enroll for a
- client certificate for their own role, administrators revoke certificates
+ client certificate for their own role and renew it over a login with it,
+ administrators revoke certificates
  and publish CRLs, and the server's own TLS set-up is audited and its
  certificate rotated from SQL.
  .
@@ -183,7 +184,8 @@ Description: check and set up TLS connections to PostgreSQL the way libpq does
  and shows how a connection is secured, from both ends (pgssl check).
  .
  With the pgssl extension in the database it also obtains a client
- certificate from the database's own CA (pgssl enroll), turns TLS on for a
+ certificate from the database's own CA (pgssl enroll) and keeps it renewed
+ (pgssl renew, --daemon for short-lived certificates), turns TLS on for a
  cluster and rotates the server certificate (pgssl setup), and audits a
  server's TLS set-up (pgssl report).
 EOF

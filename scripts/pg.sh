@@ -17,6 +17,12 @@
 # file's checksum). The build runs in a temporary folder next to the cache and
 # is renamed into place only once installed, so a half-finished build never
 # counts; a lock lets concurrent runs wait for one build rather than race.
+#
+# When the release a suite's index names is not in the archive (the index can
+# run ahead of the files: trixie's postgresql-17 17.12 has been listed without
+# its files), the script takes the previous release of that package straight
+# from the archive's pool instead, checked against the .dsc checksum pinned
+# below; dpkg-source then checks the tarballs against the .dsc.
 # Build output goes to NN.log in the cache folder; only the path goes to stdout.
 set -euo pipefail
 
@@ -66,7 +72,7 @@ if [ -e "$done_stamp" ]; then
 fi
 
 build_deps=(
-  bison flex build-essential dpkg-dev pkg-config perl xz-utils
+  bison flex build-essential dpkg-dev pkg-config perl xz-utils curl
   libicu-dev libreadline-dev zlib1g-dev libssl-dev
 )
 missing=()
@@ -102,7 +108,31 @@ apt-get "${apt_opts[@]}" update >>"$log" 2>&1 || {
   tail -20 "$log" >&2
   exit 1
 }
-(cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "postgresql-$major") >>"$log" 2>&1 || {
+# A release of postgresql-NN kept in Debian's pool, and its .dsc's SHA-256,
+# for when the suite's index names files that the archive does not serve.
+pinned_release() {
+  case "$1" in
+    17) echo "17.11-0+deb13u1 bf148ae423a982707c3f60672c3a072ef62b701bd9f5df847d9f4b8c9b3e3b18" ;;
+    *) return 1 ;;
+  esac
+}
+
+# Fetches the pinned release's .dsc and the files it names from the pool.
+fetch_pinned() {
+  local version sha pool dsc file
+  read -r version sha < <(pinned_release "$major") || return 1
+  pool=http://deb.debian.org/debian/pool/main/p/postgresql-$major
+  dsc=postgresql-${major}_$version.dsc
+  say "Debian $suite's current postgresql-$major is not served; fetching $version from the pool"
+  curl -fsS --retry 3 -o "$work/src/$dsc" "$pool/${dsc//+/%2B}" || return 1
+  echo "$sha  $work/src/$dsc" | sha256sum --check --quiet - || return 1
+  for file in $(awk '/^Files:/ {f=1; next} /^[^ ]/ {f=0} f {print $3}' "$work/src/$dsc"); do
+    curl -fsS --retry 3 -o "$work/src/$file" "$pool/${file//+/%2B}" || return 1
+  done
+}
+
+(cd "$work/src" && apt-get "${apt_opts[@]}" source --download-only "postgresql-$major") >>"$log" 2>&1 ||
+  { rm -f "$work"/src/postgresql-"$major"_*; fetch_pinned >>"$log" 2>&1; } || {
   tail -20 "$log" >&2
   echo "$0: could not download Debian $suite's postgresql-$major source package (apt's error above)" >&2
   exit 1
@@ -111,6 +141,7 @@ apt-get "${apt_opts[@]}" update >>"$log" 2>&1 || {
 # The upstream release as PostgreSQL publishes it: Debian's patches move
 # directories and sockets to Debian's layout, which a private prefix does not want.
 dsc=$(ls "$work"/src/postgresql-"$major"_*.dsc)
+# dpkg-source checks each file against the checksums the .dsc lists.
 dpkg-source --skip-patches -x "$dsc" "$work/src/tree" >>"$log" 2>&1
 version=$(sed -n 's/^Version: \([0-9.]*\).*/\1/p' "$dsc")
 

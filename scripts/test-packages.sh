@@ -6,8 +6,9 @@
 #   3. on a throwaway cluster of that PostgreSQL, CREATE EXTENSION pgssl gives
 #      the packaged version, `pgssl setup` turns TLS on with it, and
 #      `pgssl check` connects with sslmode=verify-full;
-#   4. ALTER EXTENSION pgssl UPDATE from each older version the package ships
-#      an upgrade script for reaches the packaged version;
+#   4. ALTER EXTENSION pgssl UPDATE from each older version the package keeps
+#      an install script of reaches the packaged version, through the chain of
+#      upgrade scripts;
 #   5. dpkg -r removes every file the packages installed.
 #
 #   scripts/test-packages.sh [NN]        # NN: the PostgreSQL major, default 15
@@ -102,16 +103,15 @@ got=$(psql_q "SELECT extversion FROM pg_extension WHERE extname = 'pgssl'")
 [ "$got" = "$ext_version" ] || fail "CREATE EXTENSION pgssl made version $got, not $ext_version"
 echo "CREATE EXTENSION pgssl: version $got"
 
-# Each upgrade path the package ships ends at the packaged version.
-for script in "$sharedir"/extension/pgssl--*--"$ext_version".sql; do
-  [ -e "$script" ] || continue
-  from=$(basename "$script" | sed 's/^pgssl--\(.*\)--.*\.sql$/\1/')
-  if [ -e "$sharedir/extension/pgssl--$from.sql" ]; then
-    psql_q "DROP EXTENSION pgssl; CREATE EXTENSION pgssl VERSION '$from'; ALTER EXTENSION pgssl UPDATE"
-    got=$(psql_q "SELECT extversion FROM pg_extension WHERE extname = 'pgssl'")
-    [ "$got" = "$ext_version" ] || fail "ALTER EXTENSION pgssl UPDATE from $from gave $got"
-    echo "ALTER EXTENSION pgssl UPDATE: $from -> $got"
-  fi
+# Every earlier release the package keeps an install script of updates to the
+# packaged version, through the chain of upgrade scripts (0.1.0 -> 0.2.0 -> ...).
+for script in "$sharedir"/extension/pgssl--*.sql; do
+  from=$(basename "$script" | sed -n 's/^pgssl--\([^-]*\)\.sql$/\1/p')
+  [ -n "$from" ] && [ "$from" != "$ext_version" ] || continue
+  psql_q "DROP EXTENSION pgssl; CREATE EXTENSION pgssl VERSION '$from'; ALTER EXTENSION pgssl UPDATE"
+  got=$(psql_q "SELECT extversion FROM pg_extension WHERE extname = 'pgssl'")
+  [ "$got" = "$ext_version" ] || fail "ALTER EXTENSION pgssl UPDATE from $from gave $got"
+  echo "ALTER EXTENSION pgssl UPDATE: $from -> $got"
 done
 
 say "pgssl setup and pgssl check with the packaged command"

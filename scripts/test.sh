@@ -4,23 +4,27 @@
 # (#[pg_test]) tests, a smoke run of the benchmark, and the Debian packages
 # (scripts/test-packages.sh); ends with the total over every test binary.
 #
-#   scripts/test.sh                  all of it on PostgreSQL 15
-#   scripts/test.sh --all-versions   also: all of it on 18, the in-database and
-#                                    session tests on 13, and pgssl against psql 18
-#                                    on 13, 15 and 18 servers (the first run builds
-#                                    13 and 18: see scripts/pg.sh)
+#   scripts/test.sh          all of it on PostgreSQL 15 and 18; on 13 and 17 the
+#                            in-database tests and the end-to-end tests of the
+#                            session functions, the CA, the audit and server
+#                            certificates; pgssl against psql 18 on 13, 15, 17
+#                            and 18 servers (the first run builds 13, 17 and 18,
+#                            a few minutes each: see scripts/pg.sh)
+#   scripts/test.sh --pg15   all of it on PostgreSQL 15 only (quick, for a loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all_versions=false
+all_versions=true
 case "${1:-}" in
-  --all-versions) all_versions=true ;;
+  --pg15) all_versions=false ;;
+  # The default since every release is tested; kept so older habits still work.
+  --all-versions) ;;
   "") ;;
   *)
-    echo "usage: $0 [--all-versions]" >&2
+    echo "usage: $0 [--pg15]" >&2
     exit 2
     ;;
 esac
-if $all_versions; then scripts/setup.sh --versions "13 15 18"; else scripts/setup.sh; fi
+if $all_versions; then scripts/setup.sh --all-versions; else scripts/setup.sh; fi
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 log=$(mktemp /tmp/pgssl-test-log.XXXXXX)
@@ -55,19 +59,21 @@ fi
 (cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-15" run cargo pgrx test pg15)
 
 if $all_versions; then
-  for v in 18 13; do
+  for v in 18 17 13; do
     bindir=$(dirname "$(scripts/pg.sh "$v")")
-    say "PostgreSQL $v: extension unit tests and #[pg_test]s"
-    (cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-$v" run cargo pgrx test "pg$v")
+    # The end-to-end tests first, against the build scripts/setup.sh installed:
+    # cargo pgrx test then installs its own build, with a tests schema.
     if [ "$v" = 18 ]; then
       say "PostgreSQL $v: unit and end-to-end tests"
       PGSSL_PG_BINDIR=$bindir run cargo test --workspace --exclude pgssl_ext
       PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18 -- --include-ignored
     else
-      say "PostgreSQL $v: session end-to-end tests, and pgssl against psql 18"
-      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_tests --test session
+      say "PostgreSQL $v: end-to-end tests of the session, CA, audit and server certificates, and pgssl against psql 18"
+      PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_tests --test session --test ca --test audit --test server_cert
       PGSSL_PG_BINDIR=$bindir run cargo test -p pgssl_cli --test libpq18 -- --include-ignored
     fi
+    say "PostgreSQL $v: extension unit tests and #[pg_test]s"
+    (cd pgssl_ext && CARGO_PGRX_TEST_PGDATA="$pgdata_parent/data-$v" run cargo pgrx test "pg$v")
   done
 fi
 

@@ -72,7 +72,7 @@ SELECT pg_catalog.pg_extension_config_dump('pgssl.unregistered_revocations', '')
 SELECT pg_catalog.pg_extension_config_dump('pgssl.crls', '');
 SELECT pg_catalog.pg_extension_config_dump('pgssl.crl_number', '');
 
--- Who may call what. ca_cert() is public; a DBA grants enroll (self-service)
+-- Who may call what. ca_cert() and renew() are public; a DBA grants enroll (self-service)
 -- and, to administrators, sign_csr, revoke and crl. init_ca and
 -- install_crl also check for a superuser themselves.
 REVOKE EXECUTE ON FUNCTION pgssl.init_ca(text, integer, text) FROM PUBLIC;
@@ -82,6 +82,10 @@ REVOKE EXECUTE ON FUNCTION pgssl.sign_csr(text, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pgssl.revoke(text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pgssl.crl(integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pgssl.install_crl(integer) FROM PUBLIC;
+-- renew() is for everyone: the credential is the session's certificate, which it
+-- checks itself (authenticated by cert, from the pgssl CA, registered, current,
+-- for session_user). REVOKE it from PUBLIC to make renewal opt-in per role.
+GRANT EXECUTE ON FUNCTION pgssl.renew(text, integer) TO PUBLIC;
 
 COMMENT ON FUNCTION pgssl.init_ca(text, integer, text) IS
   'superuser: make a CA key (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519) and self-signed CA certificate at pgssl.ca_key_file (mode 0600) and pgssl.ca_cert_file; never overwrites; returns the certificate PEM';
@@ -89,6 +93,8 @@ COMMENT ON FUNCTION pgssl.ca_cert() IS
   'the pgssl client CA certificate, PEM: for the server''s ssl_ca_file, to verify client certificates; clients verify the server with pgssl.server_ca_cert() as sslrootcert, not with this';
 COMMENT ON FUNCTION pgssl.enroll(text, integer) IS
   'self-service: sign a PEM CSR whose CN is session_user for valid_days (NULL: pgssl.default_validity_days); returns the client certificate PEM';
+COMMENT ON FUNCTION pgssl.renew(text, integer) IS
+  'renew the session''s certificate: for a session authenticated by a current client certificate from the pgssl CA (pg_hba.conf method cert), sign a PEM CSR for a new key whose CN is session_user, for valid_days (NULL: pgssl.renew_validity, else pgssl.default_validity_days); returns the certificate PEM; with pgssl.renew_revokes_previous the session''s certificate is revoked as superseded';
 COMMENT ON FUNCTION pgssl.sign_csr(text, integer) IS
   'administrators: sign a PEM CSR for any CN for valid_days (NULL: pgssl.default_validity_days); returns the client certificate PEM';
 COMMENT ON FUNCTION pgssl.revoke(text, text) IS

@@ -3,61 +3,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
-use pgssl_client::{Config, ConnectionInfo, Connector, Endpoint, Verification};
+use pgssl_client::{home_dir, Config, ConnectionInfo, Endpoint, Verification};
 
-use pgssl_client::home_dir;
-
-use crate::{config_from_arg, conninfo_value};
-
-/// The key `pgssl enroll` makes.
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum KeyType {
-    EcP256,
-    EcP384,
-    #[value(name = "rsa-2048")]
-    Rsa2048,
-    Ed25519,
-}
-
-fn make_key(key_type: KeyType) -> Result<PKey<Private>, openssl::error::ErrorStack> {
-    match key_type {
-        KeyType::EcP256 => PKey::from_ec_key(EcKey::generate(&*EcGroup::from_curve_name(
-            Nid::X9_62_PRIME256V1,
-        )?)?),
-        KeyType::EcP384 => PKey::from_ec_key(EcKey::generate(&*EcGroup::from_curve_name(
-            Nid::SECP384R1,
-        )?)?),
-        KeyType::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?),
-        KeyType::Ed25519 => PKey::generate_ed25519(),
-    }
-}
-
-fn make_csr(
-    key: &PKey<Private>,
-    user: &str,
-    key_type: KeyType,
-) -> Result<String, openssl::error::ErrorStack> {
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_nid(Nid::COMMONNAME, user)?;
-    let name = name.build();
-    let mut req = X509ReqBuilder::new()?;
-    req.set_subject_name(&name)?;
-    req.set_pubkey(key)?;
-    let digest = match key_type {
-        KeyType::Ed25519 => MessageDigest::null(),
-        _ => MessageDigest::sha256(),
-    };
-    req.sign(key, digest)?;
-    let pem = req.build().to_pem()?;
-    Ok(String::from_utf8_lossy(&pem).into_owned())
-}
+use crate::conninfo_value;
+use crate::credentials::{
+    certificate_from_pem, check_issued, make_csr, make_key, ClientFiles, KeyType,
+};
+use crate::session::{refusal, Session};
 
 pub(crate) async fn enroll(
     arg: Option<&str>,
@@ -81,57 +33,26 @@ pub(crate) async fn enroll(
             }
         }
     }
-    let config = config_from_arg(arg)?;
-    let connector = Connector::new(config.clone());
-    let (client, connection, info) = connector
-        .connect_with_info()
-        .await
-        .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
-    let user: String = client
-        .query_one("SELECT session_user::text", &[])
-        .await
-        .map_err(|e| format!("query failed: {e}"))?
-        .get(0);
+    let (session, config) = Session::open_arg(arg).await?;
+    let user = session.session_user().await?;
     let key = make_key(key_type).map_err(|e| format!("cannot make a key: {e}"))?;
-    let csr = make_csr(&key, &user, key_type).map_err(|e| format!("cannot make a CSR: {e}"))?;
-    let row = client
+    let csr = make_csr(&key, &user).map_err(|e| format!("cannot make a CSR: {e}"))?;
+    let row = session
+        .client
         .query_one("SELECT pgssl.enroll($1)", &[&csr])
         .await
-        .map_err(|e| match e.as_db_error() {
-            Some(db) => format!(
-                "pgssl.enroll refused the request: {} (SQLSTATE {})",
-                db.message(),
-                db.code().code()
-            ),
-            None => format!("pgssl.enroll failed: {e}"),
-        })?;
+        .map_err(refusal("pgssl.enroll"))?;
     let cert_pem: String = row.get(0);
-    drop(client);
-    let _ = driver.await;
+    let info = session.info.clone();
+    session.close().await;
     let cert = certificate_from_pem(&cert_pem)
         .map_err(|e| format!("pgssl.enroll returned no certificate: {e}"))?;
-    if !cert
-        .public_key()
-        .map(|k| k.public_eq(&key))
-        .unwrap_or(false)
-    {
-        return Err("pgssl.enroll returned a certificate for another key".into());
-    }
+    check_issued(&cert, &key, &user, "pgssl.enroll")?;
     fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
-    // Both files are written in full under random names first, and only then
-    // renamed into place (a rename replaces a link, never follows it): a failed
-    // write leaves the old pair as it was, never a new key beside an old
-    // certificate.
-    let staged_key = stage(&out, &key_pem, 0o600)?;
-    let staged_cert = stage(&out, cert_pem.as_bytes(), 0o644)?;
-    staged_cert
-        .persist(&cert_path)
-        .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
-    staged_key
-        .persist(&key_path)
-        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
+    // The same replacement as `pgssl renew`: never a new key beside an old certificate,
+    // never through a link, the key 0600 (see crate::credentials).
+    let files = ClientFiles::in_dir(&out);
+    files.install(files.stage(cert_pem.as_bytes(), &key)?)?;
     println!(
         "wrote {} and {} (0600) for user {user}",
         cert_path.display(),
@@ -139,23 +60,6 @@ pub(crate) async fn enroll(
     );
     println!("{}", login_conninfo(&config, &info, &out, &user));
     Ok(())
-}
-
-/// A new file in `dir` with `data` and `mode`, created exclusively under a
-/// random name and flushed to disk, ready to be renamed into place.
-fn stage(dir: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile, String> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let err = |e: std::io::Error| format!("cannot write a file in {}: {e}", dir.display());
-    let mut file = tempfile::Builder::new()
-        .prefix(".pgssl-enroll-")
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(err)?;
-    file.write_all(data)
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(err)?;
-    Ok(file)
 }
 
 /// The connection string that logs in with the new certificate.
@@ -221,55 +125,4 @@ fn login_conninfo(config: &Config, info: &ConnectionInfo, out: &Path, user: &str
         }
     ));
     parts.join(" ")
-}
-
-/// The one certificate in `pem`, decoded here rather than by OpenSSL's PEM reader: on a block
-/// with encryption headers (`Proc-Type: 4,ENCRYPTED`) that reader asks for a passphrase on
-/// the terminal, and what the server returns must never get to do that.
-fn certificate_from_pem(pem: &str) -> Result<X509, String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let start = pem.find(BEGIN).ok_or("no PEM certificate block")? + BEGIN.len();
-    let len = pem[start..]
-        .find(END)
-        .ok_or("unterminated PEM certificate block")?;
-    let body = &pem[start..start + len];
-    if body.contains(':') {
-        return Err("the PEM block has headers (encrypted PEM is not accepted)".into());
-    }
-    let base64: String = body.split_ascii_whitespace().collect();
-    let der = openssl::base64::decode_block(&base64).map_err(|e| e.to_string())?;
-    X509::from_der(&der).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod pem_tests {
-    use super::*;
-
-    #[test]
-    fn certificates_with_pem_headers_are_refused_without_a_passphrase_prompt() {
-        let key = make_key(KeyType::EcP256).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "alice").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
-        let cert = certificate_from_pem(&pem).unwrap();
-        assert!(cert.public_key().unwrap().public_eq(&key));
-        let encrypted = pem.replace(
-            "-----BEGIN CERTIFICATE-----\n",
-            "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\
-             DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n",
-        );
-        let err = certificate_from_pem(&encrypted).unwrap_err();
-        assert!(err.contains("encrypted PEM is not accepted"), "{err}");
-    }
 }

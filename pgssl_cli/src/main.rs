@@ -1,12 +1,16 @@
 //! The `pgssl` command: `check` shows how a connection is secured, from both ends;
 //! `enroll` obtains a client certificate from the database's CA; `setup` turns TLS on for a
-//! cluster with certificates from its own CAs, and rotates the server certificate; `report`
+//! cluster with certificates from its own CAs, and rotates the server certificate; `renew`
+//! replaces the client certificate over a login with it, once or as a daemon; `report`
 //! audits a server's TLS set-up; `completions` prints a shell's completion script.
 
 mod check;
+mod credentials;
 mod enroll;
 mod metrics;
+mod renew;
 mod report;
+mod session;
 mod setup;
 
 use std::fs;
@@ -19,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 use pgssl_client::{home_dir, is_connection_string, Config};
 
-use enroll::KeyType;
+use credentials::KeyType;
 
 /// `pgssl --version`: the release, and whose connection-string and sslmode rules it follows
 /// (pgssl_client's: libpq 15's, plus the two later options tokio-postgres implements).
@@ -108,6 +112,31 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Log in with the current client certificate, have the server's CA sign a CSR for a new
+    /// key (pgssl.renew), and replace the certificate and key files; with --daemon, keep
+    /// renewing at a fraction of each certificate's lifetime.
+    Renew {
+        /// A libpq connection string or URI, or a database name, that logs in with the
+        /// certificate (sslcert and sslkey, default ~/.postgresql/postgresql.crt and .key):
+        /// the files replaced.
+        conninfo: Option<String>,
+        /// The new key (default: the current key's type, else ec-p256).
+        #[arg(long, value_enum)]
+        key_type: Option<KeyType>,
+        /// Keep running: renew each certificate after --at of its lifetime, plus jitter;
+        /// retry failures with backoff; exit (status 1) only once the certificate has expired
+        /// without a renewal.
+        #[arg(long)]
+        daemon: bool,
+        /// The fraction of the lifetime (notBefore to notAfter) after which to renew, as
+        /// 0.75 or 2/3.
+        #[arg(long, value_name = "FRACTION", default_value = "2/3", value_parser = renew::parse_fraction)]
+        at: f64,
+        /// A shell command to run after each renewal (e.g. to signal a service); PGSSL_CERT
+        /// and PGSSL_KEY name the files.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+    },
     /// Print the completion script for a shell (e.g. `pgssl completions bash >
     /// /etc/bash_completion.d/pgssl`).
     Completions {
@@ -156,6 +185,22 @@ async fn run(command: Command) -> Result<(), String> {
             out,
             force,
         } => enroll::enroll(conninfo.as_deref(), key_type, out, force).await,
+        Command::Renew {
+            conninfo,
+            key_type,
+            daemon,
+            at,
+            exec,
+        } => {
+            renew::renew(renew::RenewArgs {
+                conninfo,
+                key_type,
+                daemon,
+                at,
+                exec,
+            })
+            .await
+        }
         Command::Setup {
             conninfo,
             hostnames,

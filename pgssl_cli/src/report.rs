@@ -5,10 +5,9 @@
 
 use std::io::IsTerminal;
 
-use pgssl_client::Connector;
 use serde_json::{json, Value};
 
-use crate::config_from_arg;
+use crate::session::Session;
 
 const CHECKS: &str = "SELECT \"check\", status, detail FROM pgssl.check_config()";
 const CONNECTIONS: &str = "SELECT pid, usename::text, datname::text, host(client_addr), application_name, ssl, version, cipher, bits, client_dn,
@@ -55,13 +54,11 @@ fn colour(status: &str, tty: bool) -> String {
 /// Prints the report; fails (exit status 1) when any check failed, except
 /// in the Prometheus format, where the failed checks are a metric.
 pub(crate) async fn report(arg: Option<&str>, format: Format) -> Result<(), String> {
-    let connector = Connector::new(config_from_arg(arg)?);
-    let (client, connection) = connector.connect().await.map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
+    let (session, _) = Session::open_arg(arg).await?;
+    let client = &session.client;
     if format == Format::Prometheus {
-        let text = crate::metrics::gather(&client).await;
-        drop(client);
-        let _ = driver.await;
+        let text = crate::metrics::gather(client).await;
+        session.close().await;
         print!("{}", text?);
         return Ok(());
     }
@@ -102,8 +99,7 @@ pub(crate) async fn report(arg: Option<&str>, format: Format) -> Result<(), Stri
             })
         })
         .collect();
-    drop(client);
-    let _ = driver.await;
+    session.close().await;
 
     let failed = checks.iter().filter(|c| c["status"] == "fail").count();
     if as_json {

@@ -16,7 +16,8 @@ use pgssl_client::{Config, Connector, Endpoint, Verification};
 use serde_json::Value;
 use tokio_postgres::Client;
 
-use crate::{config_from_arg, conninfo_value, write_file};
+use crate::session::Session;
+use crate::{conninfo_value, write_file};
 
 /// What `pgssl setup` was asked to do.
 pub(crate) struct SetupArgs {
@@ -340,13 +341,8 @@ fn trusted_transport(info: &pgssl_client::ConnectionInfo) -> bool {
 }
 
 pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
-    let config = config_from_arg(args.conninfo.as_deref())?;
-    let connector = Connector::new(config.clone());
-    let (client, connection, info) = connector
-        .connect_with_info()
-        .await
-        .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
+    let (session, config) = Session::open_arg(args.conninfo.as_deref()).await?;
+    let (client, info) = (&session.client, session.info.clone());
     let port = match &info.endpoint {
         Endpoint::Tcp { port, .. } | Endpoint::Unix { port, .. } => *port,
     };
@@ -358,7 +354,7 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
             .into());
     }
     let superuser = text(
-        &client,
+        client,
         "SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user",
         "checking the role",
     )
@@ -373,21 +369,21 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
 
     let hostnames = match (args.hostnames.is_empty(), args.rotate) {
         (false, _) => args.hostnames.clone(),
-        (true, true) => current_hostnames(&client).await?,
+        (true, true) => current_hostnames(client).await?,
         (true, false) => {
             return Err("name the hosts clients connect by: --hostname NAME (repeatable)".into())
         }
     };
     if !args.rotate && !args.force {
         let configured = text(
-            &client,
+            client,
             "SELECT current_setting('ssl_ca_file')",
             "reading ssl_ca_file",
         )
         .await?
         .unwrap_or_default();
         let ours = text(
-            &client,
+            client,
             "SELECT current_setting('pgssl.ca_cert_file')",
             "reading pgssl.ca_cert_file",
         )
@@ -414,10 +410,10 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
     let client_ca_created = if args.rotate {
         false
     } else {
-        ensure_client_ca(&client).await?
+        ensure_client_ca(client).await?
     };
     let server_ca_pem = text(
-        &client,
+        client,
         "SELECT pgssl.server_ca_cert()",
         "reading the server CA",
     )
@@ -439,7 +435,7 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
     ];
     if !args.rotate {
         let ca_file = text(
-            &client,
+            client,
             "SELECT current_setting('pgssl.ca_cert_file')",
             "reading pgssl.ca_cert_file",
         )
@@ -459,18 +455,18 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
     let restart_for_worker = if args.rotate {
         false
     } else {
-        ensure_preload(&client).await?
+        ensure_preload(client).await?
     };
     let hba_backup = if args.edit_hba {
         let hba_file = text(
-            &client,
+            client,
             "SELECT current_setting('hba_file')",
             "finding pg_hba.conf",
         )
         .await?
         .unwrap_or_default();
         let server_text = text(
-            &client,
+            client,
             "SELECT pg_read_file(current_setting('hba_file'))",
             "reading pg_hba.conf",
         )
@@ -484,8 +480,7 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         .batch_execute("SELECT pg_reload_conf()")
         .await
         .map_err(sql_error("reloading the configuration"))?;
-    drop(client);
-    let _ = driver.await;
+    session.close().await;
 
     write_file(&args.root_cert, server_ca_pem.as_bytes(), 0o644)?;
     for host in &hostnames {

@@ -347,7 +347,7 @@ fn completions_for_each_shell_and_the_manual_page() {
         assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
         let script = text(&out.stdout);
         assert!(script.contains(marker), "{shell}:\n{script}");
-        for sub in ["check", "enroll", "setup", "report"] {
+        for sub in ["check", "enroll", "renew", "setup", "report"] {
             assert!(script.contains(sub), "{shell} completes {sub}");
         }
     }
@@ -361,4 +361,8 @@ fn completions_for_each_shell_and_the_manual_page() {
     assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
     assert!(page.contains(".TH pgssl 1"), "{page}");
     assert!(page.contains("sslmode semantics of libpq 15"), "{page}");
+    assert!(
+        page.contains("pgssl\\-renew"),
+        "the page lists renew:\n{page}"
+    );
 }

@@ -5,7 +5,7 @@
 //! both are refused, over the same TLS version. The table is printed
 //! (`cargo test -p pgssl_cli --test libpq18 -- --nocapture` shows it).
 //!
-//! psql 18 is `$PGSSL_PSQL18`, which `scripts/test.sh --all-versions` sets from
+//! psql 18 is `$PGSSL_PSQL18`, which `scripts/test.sh` sets from
 //! `scripts/pg.sh 18` before it runs this test with `--include-ignored`; a plain run of
 //! the suite, without psql 18, lists it as ignored.
 
@@ -258,7 +258,7 @@ fn cases(cluster: &TlsCluster, alice: &CertFiles, strict: &TlsCluster) -> Vec<Ca
 }
 
 #[test]
-#[ignore = "needs psql 18 in $PGSSL_PSQL18: scripts/test.sh --all-versions runs it"]
+#[ignore = "needs psql 18 in $PGSSL_PSQL18: scripts/test.sh runs it"]
 fn pgssl_check_agrees_with_psql_18() {
     let psql = psql18().expect("PGSSL_PSQL18 names psql 18 (scripts/pg.sh 18 builds it)");
     assert!(

@@ -14,7 +14,8 @@ use pgssl_client::{Config, MakeTls};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conninfo = std::env::args().nth(1).unwrap_or_default();
     let config = Config::from_conninfo(&conninfo)?;
-    // The certificate files are read once here; every connection of the pool shares them.
+    // The certificate files are read here, and again for a new connection only when they
+    // change: a renewed certificate needs no restart.
     let tls = MakeTls::new(&config)?;
     let manager = Manager::from_config(
         config.to_tokio_postgres(),

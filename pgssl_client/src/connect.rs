@@ -8,7 +8,7 @@ use tokio_postgres::{Client, Connection, Socket};
 
 use crate::config::{Config, Endpoint, SslCertMode, SslMode};
 use crate::error::Error;
-use crate::tls::{AttemptLog, MakeTls, TlsInfo, TlsSetup, TlsStream};
+use crate::tls::{AttemptLog, MakeTls, TlsFiles, TlsInfo, TlsSetup, TlsStream};
 
 /// The connection type [`connect`] returns; poll it (usually `tokio::spawn`) to drive the
 /// client.
@@ -73,7 +73,9 @@ pub async fn connect(conninfo: &str) -> Result<(Client, PgConnection), Error> {
     Connector::new(config).connect().await
 }
 
-/// A [`Config`] with its TLS files read once; connect as often as needed.
+/// A [`Config`] and its TLS files; connect as often as needed. The files are read at the
+/// first connection and again whenever they change, as libpq reads them for every
+/// connection (see [`MakeTls`] on certificates that change).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), pgssl_client::Error> {
@@ -93,22 +95,28 @@ pub async fn connect(conninfo: &str) -> Result<(Client, PgConnection), Error> {
 /// ```
 pub struct Connector {
     config: Config,
-    tls: Result<Arc<TlsSetup>, Error>,
+    /// `None` with `sslmode=disable`.
+    files: Option<Arc<TlsFiles>>,
 }
 
 impl Connector {
-    /// Reads the certificate files for `config`. A file problem is not an error yet: like
-    /// libpq, `prefer` then connects in plaintext and the other modes report it when they
-    /// try TLS.
+    /// A connector for `config`; its certificate files are read when connecting. A file
+    /// problem is not an error yet: like libpq, `prefer` then connects in plaintext and the
+    /// other modes report it when they try TLS.
     pub fn new(config: Config) -> Connector {
-        let tls = if config.ssl_mode == SslMode::Disable {
-            Err(Error::Tls {
+        let files =
+            (config.ssl_mode != SslMode::Disable).then(|| Arc::new(TlsFiles::new(config.clone())));
+        Connector { config, files }
+    }
+
+    /// The TLS setup for the next connection, from the files as they are now.
+    fn tls(&self) -> Result<Arc<TlsSetup>, Error> {
+        match &self.files {
+            Some(files) => files.current(),
+            None => Err(Error::Tls {
                 reason: "sslmode=disable".into(),
-            })
-        } else {
-            TlsSetup::new(&config).map(Arc::new)
-        };
-        Connector { config, tls }
+            }),
+        }
     }
 
     /// The configuration.
@@ -116,9 +124,9 @@ impl Connector {
         &self.config
     }
 
-    /// A [`MakeTls`] sharing this connector's TLS configuration (for
-    /// `tokio_postgres::Config::connect` or a pool); an error when the files could not be
-    /// read or sslmode is `disable`.
+    /// A [`MakeTls`] sharing this connector's TLS files (for
+    /// `tokio_postgres::Config::connect` or a pool); an error when the files cannot be
+    /// read now or sslmode is `disable`.
     ///
     /// ```
     /// use pgssl_client::{Config, Connector};
@@ -130,10 +138,14 @@ impl Connector {
     /// # Ok::<(), pgssl_client::Error>(())
     /// ```
     pub fn make_tls(&self) -> Result<MakeTls, Error> {
-        let setup = self.tls.clone()?;
-        Ok(MakeTls::with_log(
-            Some(setup),
-            Arc::new(Mutex::new(AttemptLog::default())),
+        self.tls()?;
+        let files = self
+            .files
+            .clone()
+            .expect("TLS files unless sslmode=disable");
+        Ok(MakeTls::from_files(
+            files,
+            Some(Arc::new(Mutex::new(AttemptLog::default()))),
         ))
     }
 
@@ -144,9 +156,11 @@ impl Connector {
 
     /// Connects, and also tells how (endpoint, TLS version, certificates, checks made).
     pub async fn connect_with_info(&self) -> Result<(Client, PgConnection, ConnectionInfo), Error> {
+        // One version of the files for all the hosts of this connection.
+        let tls = self.tls();
         let mut errors = Vec::new();
         for endpoint in &self.config.endpoints {
-            match self.connect_endpoint(endpoint).await {
+            match self.connect_endpoint(endpoint, &tls).await {
                 Ok((client, conn, tls)) => {
                     let info = ConnectionInfo {
                         endpoint: endpoint.clone(),
@@ -168,10 +182,11 @@ impl Connector {
     async fn connect_endpoint(
         &self,
         endpoint: &Endpoint,
+        tls: &Result<Arc<TlsSetup>, Error>,
     ) -> Result<(Client, PgConnection, Option<TlsInfo>), Error> {
         if let Endpoint::Unix { .. } = endpoint {
             return self
-                .attempt(endpoint, TpMode::Disable)
+                .attempt(endpoint, tls, TpMode::Disable)
                 .await
                 .map_err(|(e, _)| e);
         }
@@ -188,33 +203,33 @@ impl Connector {
         }
         match self.config.ssl_mode {
             SslMode::Disable => self
-                .attempt(endpoint, TpMode::Disable)
+                .attempt(endpoint, tls, TpMode::Disable)
                 .await
                 .map_err(|(e, _)| e),
-            SslMode::Allow => match self.attempt(endpoint, TpMode::Disable).await {
+            SslMode::Allow => match self.attempt(endpoint, tls, TpMode::Disable).await {
                 Ok(c) => Ok(c),
                 Err((e, _)) if refused_before_authentication(&e) => {
-                    self.tls.clone()?;
-                    self.attempt(endpoint, TpMode::Require)
+                    tls.clone()?;
+                    self.attempt(endpoint, tls, TpMode::Require)
                         .await
                         .map_err(|(e, _)| e)
                 }
                 Err((e, _)) => Err(e),
             },
             SslMode::Prefer => {
-                if self.tls.is_err() {
+                if tls.is_err() {
                     return self
-                        .attempt(endpoint, TpMode::Disable)
+                        .attempt(endpoint, tls, TpMode::Disable)
                         .await
                         .map_err(|(e, _)| e);
                 }
-                match self.attempt(endpoint, TpMode::Prefer).await {
+                match self.attempt(endpoint, tls, TpMode::Prefer).await {
                     Ok(c) => Ok(c),
                     Err((e, tls_used))
                         if tls_used
                             && (is_handshake_error(&e) || refused_before_authentication(&e)) =>
                     {
-                        self.attempt(endpoint, TpMode::Disable)
+                        self.attempt(endpoint, tls, TpMode::Disable)
                             .await
                             .map_err(|(e, _)| e)
                     }
@@ -222,8 +237,8 @@ impl Connector {
                 }
             }
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                self.tls.clone()?;
-                self.attempt(endpoint, TpMode::Require)
+                tls.clone()?;
+                self.attempt(endpoint, tls, TpMode::Require)
                     .await
                     .map_err(|(e, _)| e)
             }
@@ -234,6 +249,7 @@ impl Connector {
     async fn attempt(
         &self,
         endpoint: &Endpoint,
+        tls: &Result<Arc<TlsSetup>, Error>,
         mode: TpMode,
     ) -> Result<(Client, PgConnection, Option<TlsInfo>), (Error, bool)> {
         let mut config = self.config.tokio_config(endpoint);
@@ -241,7 +257,7 @@ impl Connector {
             config.ssl_mode(mode);
         }
         let log = Arc::new(Mutex::new(AttemptLog::default()));
-        let setup = match &self.tls {
+        let setup = match tls {
             Ok(setup) => Some(setup.clone()),
             // tokio-postgres does not ask for TLS with sslmode=disable.
             Err(_) if mode == TpMode::Disable => None,

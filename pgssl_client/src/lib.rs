@@ -22,14 +22,20 @@
 //!
 //! The API, all of it at the crate root:
 //!
-//! - [`connect`] for one connection; a [`Connector`] (a [`Config`] with its certificate files
-//!   read once) for many, with [`Connector::connect_with_info`] telling how each was secured
+//! - [`connect`] for one connection; a [`Connector`] (a [`Config`] and its certificate
+//!   files) for many, with [`Connector::connect_with_info`] telling how each was secured
 //!   ([`ConnectionInfo`], [`TlsInfo`], [`CertificateSummary`]).
 //! - [`Config`]: a connection string parsed as libpq parses it, with typed accessors.
 //! - [`MakeTls`] for pools: give it, with [`Config::to_tokio_postgres`], to
 //!   `tokio_postgres::Config::connect`, deadpool-postgres or bb8. It yields [`TlsConnector`]s
 //!   and [`TlsStream`]s, with `tls-server-end-point` channel binding.
 //! - [`Error`]: which check failed, in libpq's words, with what was expected and presented.
+//!
+//! Certificate files may change while the program runs: like libpq, which reads them for
+//! every connection, a [`Connector`] or [`MakeTls`] (and so a pool) uses `sslcert`, `sslkey`,
+//! `sslrootcert`, `sslcrl` and `sslcrldir` as they are at each new connection, re-reading
+//! them only when their metadata changed; open connections are not touched (see
+//! [`MakeTls`], and [`Config::set_reload_tls_files`] to read them once).
 //!
 //! The crate has no feature flags. The `examples/` folder connects with `verify-full` and a
 //! client certificate through tokio-postgres, deadpool-postgres, bb8 and diesel-async.

@@ -36,20 +36,37 @@ pub enum PgsslError {
         /// What is accepted.
         hint: Option<String>,
     },
-    /// `enroll`: the CSR's common name is not the session user (42501).
+    /// `enroll`, `renew`: the CSR's common name is not the session user (42501).
     NotYourName {
+        /// The function, e.g. `pgssl.enroll()`.
+        function: &'static str,
         /// The CN in the CSR.
         presented: String,
         /// The session user it must equal.
         expected: String,
     },
-    /// `enroll`: the session user's `VALID UNTIL` has passed (28000). Before it, the
-    /// certificate's `notAfter` is clipped to it instead.
+    /// `enroll`, `renew`: the session user's `VALID UNTIL` has passed (28000). Before it,
+    /// the certificate's `notAfter` is clipped to it instead.
     RoleExpired {
+        /// The function, e.g. `pgssl.enroll()`.
+        function: &'static str,
         /// The role.
         role: String,
         /// Its VALID UNTIL, as PostgreSQL shows it.
         valid_until: String,
+    },
+    /// `renew`: the session is not authenticated with a current certificate from the pgssl
+    /// CA (42501).
+    RenewRefused {
+        /// Why, with what was presented.
+        reason: String,
+    },
+    /// A NULL where a value is needed (22004).
+    NullArgument {
+        /// The function, e.g. `pgssl.renew()`.
+        function: &'static str,
+        /// The argument.
+        argument: &'static str,
     },
     /// A superuser-only function called by another role (42501).
     SuperuserOnly {
@@ -144,7 +161,7 @@ impl PgsslError {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             }
             Self::RoleExpired { .. } => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-            Self::NotYourName { .. } | Self::SuperuserOnly { .. } => {
+            Self::NotYourName { .. } | Self::SuperuserOnly { .. } | Self::RenewRefused { .. } => {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
             Self::Ca {
@@ -155,6 +172,7 @@ impl PgsslError {
                 error: CaError::WrongPassphrase { .. },
                 ..
             } => PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
+            Self::NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Self::Ca { .. }
             | Self::CaExpired { .. }
             | Self::CrlFileNotSet
@@ -189,6 +207,7 @@ impl PgsslError {
             Self::NotYourName {
                 presented,
                 expected,
+                ..
             } => format!(
                 "certificate signing request is for common name {presented:?}, \
                  but you are connected as {expected:?}"
@@ -196,10 +215,18 @@ impl PgsslError {
             Self::SuperuserOnly { function } => {
                 format!("permission denied: {function} is for superusers only")
             }
-            Self::RoleExpired { role, valid_until } => format!(
+            Self::RoleExpired {
+                function,
+                role,
+                valid_until,
+            } => format!(
                 "role {role:?} is past its VALID UNTIL ({valid_until}): \
-                 pgssl.enroll() issues no certificate to it"
+                 {function} issues no certificate to it"
             ),
+            Self::RenewRefused { reason } => format!("pgssl.renew() refused: {reason}"),
+            Self::NullArgument { function, argument } => {
+                format!("{argument} must not be NULL in {function}")
+            }
             Self::Ca { role, error } => error.message(*role),
             Self::CaExpired { role } => {
                 format!("the pgssl {} certificate has expired", role.label())
@@ -243,17 +270,22 @@ impl PgsslError {
             ),
             Self::Csr(e) => e.hint().map(Into::into),
             Self::InvalidArgument { hint, .. } => hint.clone(),
-            Self::NotYourName { .. } => Some(
-                "pgssl.enroll() signs only for the session user; an administrator can use \
+            Self::NotYourName { function, .. } => Some(format!(
+                "{function} signs only for the session user; an administrator can use \
                  pgssl.sign_csr() for any name."
+            )),
+            Self::RenewRefused { .. } => Some(
+                "pgssl.renew() renews the certificate a session logged in with (pg_hba.conf \
+                 method cert) while it is current and from the pgssl CA; otherwise log in with a \
+                 password and use pgssl.enroll()."
                     .into(),
             ),
+            Self::NullArgument { .. } => None,
             Self::SuperuserOnly { .. } => None,
-            Self::RoleExpired { .. } => Some(
+            Self::RoleExpired { function, .. } => Some(format!(
                 "An administrator can extend the role with ALTER ROLE ... VALID UNTIL; \
-                 certificates from pgssl.enroll() never outlive it."
-                    .into(),
-            ),
+                 certificates from {function} never outlive it."
+            )),
             Self::Ca { role, error } => error.hint(*role),
             Self::CaExpired {
                 role: CaRole::Client,

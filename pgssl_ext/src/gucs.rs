@@ -29,6 +29,10 @@ static CA_KEY_PASSPHRASE_COMMAND: GucSetting<Option<CString>> =
 static DEFAULT_VALIDITY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 /// `pgssl.max_validity_days`: the longest lifetime the CA issues.
 static MAX_VALIDITY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(397);
+/// `pgssl.renew_revokes_previous`: whether `pgssl.renew` revokes the session's certificate.
+static RENEW_REVOKES_PREVIOUS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// `pgssl.renew_validity`: seconds a certificate from `pgssl.renew` lives; -1: as enroll's.
+static RENEW_VALIDITY: GucSetting<i32> = GucSetting::<i32>::new(-1);
 /// `pgssl.server_ca_cert_file`: the CA that signs server certificates.
 static SERVER_CA_CERT_FILE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"pgssl_server_ca.crt"));
@@ -85,6 +89,24 @@ pub(crate) fn init() {
         c"pgssl.max_validity_days",
         c"Longest validity, in days, of a certificate pgssl issues.",
         &MAX_VALIDITY_DAYS,
+    );
+    GucRegistry::define_bool_guc(
+        c"pgssl.renew_revokes_previous",
+        c"Whether pgssl.renew() revokes the session's certificate (reason superseded) in the same transaction.",
+        c"",
+        &RENEW_REVOKES_PREVIOUS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgssl.renew_validity",
+        c"Lifetime of a certificate from pgssl.renew(); -1: valid_days, else pgssl.default_validity_days.",
+        c"When set, valid_days can only shorten it. Values under 5 minutes count as 5 minutes, as notBefore is set 5 minutes back.",
+        &RENEW_VALIDITY,
+        -1,
+        3650 * DAY,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     define_path(
         c"pgssl.server_ca_cert_file",
@@ -221,6 +243,21 @@ pub(crate) fn default_validity_days() -> i32 {
 pub(crate) fn max_validity_days() -> i32 {
     MAX_VALIDITY_DAYS.get()
 }
+
+/// `pgssl.renew_revokes_previous`.
+pub(crate) fn renew_revokes_previous() -> bool {
+    RENEW_REVOKES_PREVIOUS.get()
+}
+
+/// `pgssl.renew_validity`, seconds; `None` when unset (-1).
+pub(crate) fn renew_validity() -> Option<i64> {
+    let secs = RENEW_VALIDITY.get();
+    (secs > 0).then(|| i64::from(secs.max(MIN_RENEW_VALIDITY)))
+}
+
+/// The shortest `pgssl.renew_validity` that counts: 5 minutes. Values from 0 to this are
+/// read as this, since a certificate's notBefore is set 5 minutes back for clock skew.
+const MIN_RENEW_VALIDITY: i32 = 300;
 
 /// `pgssl.database`.
 pub(crate) fn database() -> String {

@@ -44,7 +44,8 @@ extension_sql_file!(
         ca::functions::sign_csr,
         ca::functions::revoke,
         ca::functions::crl,
-        ca::functions::install_crl
+        ca::functions::install_crl,
+        ca::renewal::renew
     ]
 );
 extension_sql_file!(

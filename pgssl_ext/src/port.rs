@@ -20,6 +20,7 @@ extern "C" {
     fn pgssl_port_peer_dn() -> *const c_char;
     fn pgssl_port_peer_cert_valid() -> bool;
     fn pgssl_authn_id() -> *const c_char;
+    fn pgssl_authenticated_by_certificate() -> bool;
 }
 
 /// Whether the client connection uses TLS.
@@ -68,6 +69,13 @@ pub fn peer_cert_valid() -> bool {
 pub fn authn_id() -> Option<String> {
     // SAFETY: NULL or a NUL-terminated string owned by the server.
     unsafe { c_string(pgssl_authn_id()) }
+}
+
+/// Whether the server authenticated this session by its verified client certificate
+/// (the `pg_hba.conf` method `cert`); see `port_shim.c` for how this is read per release.
+pub fn authenticated_by_certificate() -> bool {
+    // SAFETY: reads fields of MyProcPort and MyClientConnectionInfo; the shim checks for NULL.
+    unsafe { pgssl_authenticated_by_certificate() }
 }
 
 /// # Safety

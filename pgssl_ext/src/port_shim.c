@@ -78,6 +78,37 @@ pgssl_authn_id(void)
 #endif
 }
 
+/*
+ * Whether the session was authenticated by its client certificate: the
+ * pg_hba.conf line that let it in had the method `cert`.
+ *
+ * The line itself (port->hba) is freed with the postmaster's memory once the
+ * session starts, so what is read is what authentication recorded:
+ * PostgreSQL 16 and later keep the method (MyClientConnectionInfo.auth_method);
+ * 14 and 15 keep only the authenticated identity, which `cert` sets to the
+ * certificate's subject DN as the server formatted it (port->peer_dn); the
+ * password methods and RADIUS set it to the role name, ident and peer to
+ * the OS user, GSSAPI and SSPI to the principal, LDAP to the LDAP DN it
+ * bound as.  (Only an LDAP simple bind with ldapprefix "CN=" and no suffix
+ * records "CN=<role>"; such a session that also presented the role's own
+ * verified certificate counts, as the handshake proved its key.)  Before 14
+ * nothing is recorded: false.
+ */
+bool
+pgssl_authenticated_by_certificate(void)
+{
+	if (MyProcPort == NULL || !MyProcPort->ssl_in_use || !MyProcPort->peer_cert_valid)
+		return false;
+#if PG_VERSION_NUM >= 160000
+	return MyClientConnectionInfo.auth_method == uaCert;
+#elif PG_VERSION_NUM >= 140000
+	return MyProcPort->authn_id != NULL && MyProcPort->peer_dn != NULL &&
+		strcmp(MyProcPort->authn_id, MyProcPort->peer_dn) == 0;
+#else
+	return false;
+#endif
+}
+
 #ifdef USE_OPENSSL
 /* Index of the RDN (SET) a name entry belongs to; openssl-sys does not bind it. */
 int

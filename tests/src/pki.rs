@@ -231,6 +231,17 @@ impl Ca {
         }
     }
 
+    /// An existing EC P-256 CA from its PEM certificate and key, e.g. the pgssl CA that
+    /// `pgssl.init_ca()` made in a test cluster's data directory, so that a test can issue
+    /// what the extension cannot (a certificate valid for seconds).
+    pub fn from_pem(cert: &[u8], key: &[u8]) -> Ca {
+        Ca {
+            cert: X509::from_pem(cert).unwrap(),
+            key: PKey::private_key_from_pem(key).unwrap(),
+            key_type: KeyType::EcP256,
+        }
+    }
+
     /// Issues a certificate per `spec`.
     pub fn issue(&self, spec: &CertSpec) -> Issued {
         let key = spec.key_type.generate();

@@ -326,6 +326,7 @@ fn sessions_with_a_revoked_certificate_end_on_primary_and_standby() {
     let (carol, carol_serial) = issue(&primary, "carol");
     let (bob, _) = issue(&primary, "bob");
     wait_logs_in(&primary, "alice", &alice, Duration::from_secs(20));
+    let (erin, erin_serial) = issue(&primary, "erin");
     let standby = primary.start_standby();
     wait_logs_in(&standby, "carol", &carol, Duration::from_secs(20));
 
@@ -333,10 +334,14 @@ fn sessions_with_a_revoked_certificate_end_on_primary_and_standby() {
     let bob_on_primary = OpenSession::open(&primary, "bob", &bob);
     let on_standby = OpenSession::open(&standby, "carol", &carol);
     let bob_on_standby = OpenSession::open(&standby, "bob", &bob);
+    let erin_on_primary = OpenSession::open(&primary, "erin", &erin);
     assert!(on_primary.alive_on(&primary) && on_standby.alive_on(&standby));
 
+    // erin's certificate is superseded (renewed): no login with it any more,
+    // but her session, whose key nobody doubts, stays.
     primary.sql(&format!(
-        "SELECT pgssl.revoke('{alice_serial}'), pgssl.revoke('{carol_serial}', 'keyCompromise')"
+        "SELECT pgssl.revoke('{alice_serial}'), pgssl.revoke('{carol_serial}', 'keyCompromise'), \
+                pgssl.revoke('{erin_serial}', 'superseded')"
     ));
     let committed = Instant::now();
     wait_until("alice's session to end", Duration::from_secs(10), || {
@@ -362,6 +367,11 @@ fn sessions_with_a_revoked_certificate_end_on_primary_and_standby() {
     );
     assert!(bob_on_primary.alive_on(&primary), "other sessions stay up");
     assert!(bob_on_standby.alive_on(&standby), "other sessions stay up");
+    wait_refused(&primary, "erin", &erin, Duration::from_secs(10));
+    assert!(
+        erin_on_primary.alive_on(&primary),
+        "a superseded certificate's session stays up"
+    );
     assert_log_has(
         &primary,
         &format!(

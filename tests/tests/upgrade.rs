@@ -1,10 +1,11 @@
-//! Upgrading pgssl in place: install the previous release's SQL, fill the
+//! Upgrading pgssl in place: install an earlier release's SQL, fill the
 //! registry with real certificates (issued and revoked), `ALTER EXTENSION
 //! pgssl UPDATE`, then compare the catalog with a fresh `CREATE EXTENSION
 //! pgssl` in another database, and check that the data survived and the
-//! upgraded extension keeps working.
+//! upgraded extension keeps working. From the previous release (one script)
+//! and from the first (every script of the chain).
 //!
-//! The previous release's install script is kept, frozen, in
+//! Earlier releases' install scripts are kept, frozen, in
 //! `pgssl_ext/sql/` next to the upgrade scripts; scripts/setup.sh installs
 //! both into the server's extension folder. Run it against an installed
 //! build of the extension, not one `cargo pgrx test` installed (that one has
@@ -21,7 +22,10 @@ use openssl::x509::{X509NameBuilder, X509ReqBuilder};
 use pgssl_tests::{pg_bindir, TlsCluster};
 
 /// The last released version, whose frozen install script the test starts from.
-const PREVIOUS: &str = "0.1.0";
+const PREVIOUS: &str = "0.2.0";
+
+/// The first release: an update from it runs every upgrade script in turn.
+const FIRST: &str = "0.1.0";
 
 /// Everything about the extension's objects that an upgrade must get right,
 /// one line per fact, in a stable order. OIDs and creation order are left out.
@@ -116,6 +120,15 @@ fn extension_dir() -> PathBuf {
 
 #[test]
 fn update_from_the_previous_release_matches_a_fresh_install_and_keeps_the_data() {
+    update_matches_a_fresh_install_and_keeps_the_data(PREVIOUS);
+}
+
+#[test]
+fn update_from_the_first_release_through_every_script_matches_a_fresh_install() {
+    update_matches_a_fresh_install_and_keeps_the_data(FIRST);
+}
+
+fn update_matches_a_fresh_install_and_keeps_the_data(from: &str) {
     // The frozen install script and every upgrade script are installed as kept.
     let kept = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pgssl_ext/sql");
     for entry in std::fs::read_dir(&kept).unwrap() {
@@ -138,14 +151,14 @@ fn update_from_the_previous_release_matches_a_fresh_install_and_keeps_the_data()
     // The previous release, filled with real rows: issued, revoked, a CRL drawn.
     cluster.psql_ok(
         &upgraded,
-        &format!("CREATE EXTENSION pgssl VERSION '{PREVIOUS}'"),
+        &format!("CREATE EXTENSION pgssl VERSION '{from}'"),
     );
     assert_eq!(
         cluster.psql_ok(
             &upgraded,
             "SELECT extversion FROM pg_extension WHERE extname = 'pgssl'"
         ),
-        PREVIOUS
+        from
     );
     cluster.psql_ok(
         &upgraded,
@@ -185,7 +198,7 @@ fn update_from_the_previous_release_matches_a_fresh_install_and_keeps_the_data()
     cluster.psql_ok(&fresh, "CREATE EXTENSION pgssl");
     let version = "SELECT extversion FROM pg_extension WHERE extname = 'pgssl'";
     let current = cluster.psql_ok(&fresh, version);
-    assert_ne!(current, PREVIOUS, "the default version is the previous one");
+    assert_ne!(current, from, "the default version is {from}");
     assert_eq!(cluster.psql_ok(&upgraded, version), current);
 
     // The same catalog, fact by fact.
@@ -194,6 +207,9 @@ fn update_from_the_previous_release_matches_a_fresh_install_and_keeps_the_data()
     assert!(after_install
         .lines()
         .any(|l| l.starts_with("function enroll(")));
+    assert!(after_install
+        .lines()
+        .any(|l| l.starts_with("function renew(")));
     assert!(after_install
         .lines()
         .any(|l| l.starts_with("column issued_certs.")));
@@ -251,7 +267,7 @@ fn update_from_the_previous_release_matches_a_fresh_install_and_keeps_the_data()
     );
 }
 
-/// With the worker preloaded, a database still on the previous release's SQL
+/// With the worker preloaded, a database still on the first release's SQL (no CRL store)
 /// is waited for, not written to; after `ALTER EXTENSION pgssl UPDATE` the
 /// worker signs a CRL of the revocations made before the update, and a
 /// serial the registry does not know can be revoked.
@@ -261,7 +277,7 @@ fn the_worker_waits_for_the_update_then_keeps_every_revocation() {
         .without_extension()
         .conf("shared_preload_libraries = 'pgssl'")
         .start();
-    cluster.sql(&format!("CREATE EXTENSION pgssl VERSION '{PREVIOUS}'"));
+    cluster.sql(&format!("CREATE EXTENSION pgssl VERSION '{FIRST}'"));
     cluster.sql("SELECT pgssl.init_ca('upgrade test CA') IS NOT NULL");
     for cn in ["alice", "bob"] {
         cluster.sql(&format!(

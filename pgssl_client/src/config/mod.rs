@@ -269,6 +269,8 @@ pub struct Config {
     pub(crate) max_version: Option<TlsVersion>,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) home: Option<PathBuf>,
+    /// Whether changed TLS files are read again for the next connection (the default).
+    pub(crate) reload_tls_files: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -439,6 +441,29 @@ impl Config {
     /// The home directory used for `~/.postgresql` files, if known.
     pub fn home(&self) -> Option<&Path> {
         self.home.as_deref()
+    }
+
+    /// Whether a [`crate::Connector`] or [`crate::MakeTls`] built from this configuration
+    /// follows its TLS files (`sslrootcert`, `sslcrl`, `sslcrldir`, `sslcert`, `sslkey`)
+    /// when they change: on by default, as libpq reads them for every connection.
+    pub fn reload_tls_files(&self) -> bool {
+        self.reload_tls_files
+    }
+
+    /// Turns following the TLS files off (or on again) for what is built from this
+    /// configuration afterwards. Off, the files are read once, at the first connection,
+    /// and changing or deleting them has no effect on later connections.
+    ///
+    /// ```
+    /// let mut config: pgssl_client::Config = "host=db sslmode=verify-full".parse()?;
+    /// assert!(config.reload_tls_files());
+    /// config.set_reload_tls_files(false);
+    /// assert!(!config.reload_tls_files());
+    /// # Ok::<(), pgssl_client::Error>(())
+    /// ```
+    pub fn set_reload_tls_files(&mut self, reload: bool) -> &mut Config {
+        self.reload_tls_files = reload;
+        self
     }
 
     /// `sslrootcert=system`: the system's trust store instead of a file.

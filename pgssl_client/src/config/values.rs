@@ -173,6 +173,7 @@ impl Config {
             max_version,
             endpoints: endpoints(values)?,
             home: home.map(Path::to_path_buf),
+            reload_tls_files: true,
         })
     }
 }

@@ -5,7 +5,8 @@
 //! certificates rustls' own parser refuses; [`stream`] is the tokio-postgres seam
 //! ([`MakeTls`]); [`certificate`] describes certificates for reports.
 //!
-//! [`TlsSetup`] ties them together: one rustls `ClientConfig` per [`Config`].
+//! [`TlsSetup`] ties them together: one rustls `ClientConfig` per [`Config`] and version of
+//! its files, which [`reload`] rebuilds when the files change.
 
 mod auth_watch;
 mod cache;
@@ -13,6 +14,7 @@ mod certificate;
 mod der;
 mod files;
 mod hostname;
+mod reload;
 mod stream;
 mod verifier;
 
@@ -29,6 +31,7 @@ use hostname::host_of;
 use verifier::LibpqVerifier;
 
 pub use certificate::CertificateSummary;
+pub(crate) use reload::TlsFiles;
 pub(crate) use stream::AttemptLog;
 pub use stream::{MakeTls, TlsConnector, TlsInfo, TlsStream};
 
@@ -57,25 +60,18 @@ pub enum Verification {
     ChainAndHostName,
 }
 
-/// Everything TLS needs, read from files once per [`Config`].
-pub(crate) struct TlsSetup {
-    config: Arc<ClientConfig>,
+/// What the client trusts, read from `sslrootcert`, `sslcrl` and `sslcrldir`: the server
+/// certificate verifier and what it checks.
+#[derive(Clone)]
+pub(crate) struct Trust {
     verifier: Arc<LibpqVerifier>,
-    resolver: Option<Arc<ClientCert>>,
-    versions: Vec<&'static rustls::SupportedProtocolVersion>,
-    enable_sni: bool,
-    alpn: bool,
-    pub(crate) verification: Verification,
-    pub(crate) crl_checked: bool,
-    pub(crate) client_cert: Option<PathBuf>,
-    cert_mode: SslCertMode,
-    require_auth: Option<RequireAuth>,
+    verification: Verification,
+    crl_checked: bool,
 }
 
-impl TlsSetup {
-    /// Reads the root certificate, CRL, client certificate and key as libpq's
-    /// `initialize_SSL` does, and builds the rustls configuration.
-    pub(crate) fn new(config: &Config) -> Result<TlsSetup, Error> {
+impl Trust {
+    /// Reads the root certificate and CRLs as libpq's `initialize_SSL` does.
+    pub(crate) fn load(config: &Config) -> Result<Trust, Error> {
         let mode = config.ssl_mode;
         let (store, crl_checked) = match load_roots(config)? {
             Some((store, crl_checked)) => (Some(store), crl_checked),
@@ -92,10 +88,68 @@ impl TlsSetup {
             mode == SslMode::VerifyFull,
             cacheable,
         ));
-        let (resolver, client_cert) = match load_client_cert(config)? {
-            Some((path, key)) => (Some(Arc::new(ClientCert(Arc::new(key)))), Some(path)),
-            None => (None, None),
-        };
+        Ok(Trust {
+            verifier,
+            verification,
+            crl_checked,
+        })
+    }
+}
+
+/// The client certificate and key from `sslcert` and `sslkey`, when libpq would send one.
+#[derive(Clone)]
+pub(crate) struct Identity {
+    resolver: Option<Arc<ClientCert>>,
+    client_cert: Option<PathBuf>,
+}
+
+impl Identity {
+    /// Reads the certificate and its key, and checks that they are a pair.
+    pub(crate) fn load(config: &Config) -> Result<Identity, Error> {
+        Ok(match load_client_cert(config)? {
+            Some((path, key)) => Identity {
+                resolver: Some(Arc::new(ClientCert(Arc::new(key)))),
+                client_cert: Some(path),
+            },
+            None => Identity {
+                resolver: None,
+                client_cert: None,
+            },
+        })
+    }
+}
+
+/// Everything TLS needs for one connection attempt, from a [`Config`] and its files.
+pub(crate) struct TlsSetup {
+    config: Arc<ClientConfig>,
+    trust: Trust,
+    identity: Identity,
+    versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    enable_sni: bool,
+    alpn: bool,
+    pub(crate) verification: Verification,
+    pub(crate) crl_checked: bool,
+    pub(crate) client_cert: Option<PathBuf>,
+    cert_mode: SslCertMode,
+    require_auth: Option<RequireAuth>,
+}
+
+impl TlsSetup {
+    /// Reads the root certificate, CRL, client certificate and key as libpq's
+    /// `initialize_SSL` does, and builds the rustls configuration.
+    #[cfg(test)]
+    pub(crate) fn new(config: &Config) -> Result<TlsSetup, Error> {
+        let trust = Trust::load(config)?;
+        let identity = Identity::load(config)?;
+        TlsSetup::assemble(config, trust, identity)
+    }
+
+    /// The rustls configuration from what was read.
+    pub(crate) fn assemble(
+        config: &Config,
+        trust: Trust,
+        identity: Identity,
+    ) -> Result<TlsSetup, Error> {
         let min = config.min_version.unwrap_or(TlsVersion::Tls10);
         let max = config.max_version.unwrap_or(TlsVersion::Tls13);
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
@@ -115,26 +169,42 @@ impl TlsSetup {
         }
         let enable_sni = config.ssl_sni;
         let alpn = config.direct_ssl;
-        let rustls_config = build_config(verifier.clone(), &resolver, &versions, enable_sni, alpn)?;
+        let rustls_config = build_config(
+            trust.verifier.clone(),
+            &identity.resolver,
+            &versions,
+            enable_sni,
+            alpn,
+        )?;
         Ok(TlsSetup {
             config: rustls_config,
-            verifier,
-            resolver,
+            verification: trust.verification,
+            crl_checked: trust.crl_checked,
+            client_cert: identity.client_cert.clone(),
+            trust,
+            identity,
             versions,
             enable_sni,
             alpn,
-            verification,
-            crl_checked,
-            client_cert,
             cert_mode: config.ssl_cert_mode,
             require_auth: config.require_auth.clone(),
         })
     }
 
+    /// What this setup trusts, to share with the next one when those files did not change.
+    pub(crate) fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The client certificate, to share with the next setup when its files did not change.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     fn build(&self, verifier: Arc<LibpqVerifier>) -> Result<Arc<ClientConfig>, Error> {
         build_config(
             verifier,
-            &self.resolver,
+            &self.identity.resolver,
             &self.versions,
             self.enable_sni,
             self.alpn,
@@ -145,11 +215,11 @@ impl TlsSetup {
     /// get a configuration of their own whose verifier compares the text libpq would.
     fn for_host(&self, host: &str) -> Result<(Arc<ClientConfig>, ServerName<'static>), Error> {
         if let Ok(name) = ServerName::try_from(host.to_string()) {
-            if host_of(&name) == host || !self.verifier.checks_host() {
+            if host_of(&name) == host || !self.trust.verifier.checks_host() {
                 return Ok((self.config.clone(), name));
             }
         }
-        let verifier = Arc::new(self.verifier.for_host_text(host));
+        let verifier = Arc::new(self.trust.verifier.for_host_text(host));
         let mut config = (*self.build(verifier)?).clone();
         config.enable_sni = false;
         let fallback = ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into());

@@ -18,6 +18,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use super::auth_watch::AuthWatch;
 use super::certificate::CertificateSummary;
+use super::reload::TlsFiles;
 use super::verifier::with_failure_slot;
 use super::{TlsSetup, Verification};
 use crate::config::{Config, SslCertMode};
@@ -73,9 +74,9 @@ pub(crate) struct AttemptLog {
     pub(crate) info: Option<TlsInfo>,
 }
 
-/// The tokio-postgres TLS factory with libpq's policy, built once from a [`Config`] and
-/// cheap to clone. Give it to `tokio_postgres::Config::connect` or to a pool
-/// (deadpool-postgres, bb8) together with [`Config::to_tokio_postgres`].
+/// The tokio-postgres TLS factory with libpq's policy, built from a [`Config`] and cheap to
+/// clone. Give it to `tokio_postgres::Config::connect` or to a pool (deadpool-postgres, bb8)
+/// together with [`Config::to_tokio_postgres`].
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -92,26 +93,76 @@ pub(crate) struct AttemptLog {
 /// # }
 /// ```
 ///
+/// # Certificates that change
+///
+/// Like libpq, which reads them for every connection, a `MakeTls` (and each of its clones)
+/// follows its files: when `sslrootcert`, `sslcrl`, `sslcrldir`, `sslcert` or `sslkey`
+/// change, the next connection uses them as they are now. A pool therefore picks up a
+/// renewed client certificate or a new CRL without a restart; connections already open are
+/// not touched. Checking costs one `stat` per file per connection; the files are read and
+/// parsed again only when one changed. A certificate beside a key that is not its own (a
+/// renewal half-way through replacing the pair) fails that connection with
+/// [`crate::Error::KeyMismatch`], naming both files (tokio-postgres reports "error performing
+/// TLS handshake", with this error as its `source()`); the next connection reads them again.
+/// Replace each file by renaming a new one over it, not by rewriting it in place.
+/// [`Config::set_reload_tls_files`] turns this off.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+/// use pgssl_client::{Config, MakeTls};
+///
+/// let config = Config::from_conninfo(
+///     "host=db.example.com user=app sslmode=verify-full sslcert=app.crt sslkey=app.key",
+/// )?;
+/// let manager = Manager::from_config(
+///     config.to_tokio_postgres(),
+///     MakeTls::new(&config)?,
+///     ManagerConfig { recycling_method: RecyclingMethod::Fast },
+/// );
+/// let pool = Pool::builder(manager).max_size(8).build()?;
+/// // Months later, app.crt and app.key have been renewed: new connections present the new
+/// // certificate, without rebuilding the pool.
+/// let client = pool.get().await?;
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// Through this seam tokio-postgres makes one attempt per host: `prefer` does not fall back
 /// to plaintext after a failed handshake and `allow` behaves as `prefer`. [`crate::connect`]
 /// and [`crate::Connector`] implement libpq's retries.
 #[derive(Clone)]
 pub struct MakeTls {
-    /// `None` for plaintext-only attempts, where tokio-postgres still asks for a connector.
-    setup: Option<Arc<TlsSetup>>,
+    tls: Source,
     log: Option<Arc<Mutex<AttemptLog>>>,
+}
+
+/// Where a [`MakeTls`] takes the TLS setup of each connection from.
+#[derive(Clone)]
+enum Source {
+    /// Plaintext-only attempts, where tokio-postgres still asks for a connector.
+    Plaintext,
+    /// One setup, for the attempts of one [`crate::Connector`] call.
+    Fixed(Arc<TlsSetup>),
+    /// The files, checked for changes at each connection.
+    Files(Arc<TlsFiles>),
 }
 
 impl fmt::Debug for MakeTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MakeTls")
-            .field("verification", &self.setup.as_ref().map(|s| s.verification))
-            .finish()
+        let tls = match &self.tls {
+            Source::Plaintext => "plaintext",
+            Source::Fixed(_) => "one setup",
+            Source::Files(_) => "from the files",
+        };
+        f.debug_struct("MakeTls").field("tls", &tls).finish()
     }
 }
 
 impl MakeTls {
-    /// Reads the configuration's certificate files and builds the TLS configuration.
+    /// Reads the configuration's certificate files and builds the TLS configuration; the
+    /// files are checked again for changes at each connection.
     ///
     /// ```
     /// use pgssl_client::{Config, Error, MakeTls};
@@ -122,15 +173,23 @@ impl MakeTls {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn new(config: &Config) -> Result<MakeTls, Error> {
-        Ok(MakeTls {
-            setup: Some(Arc::new(TlsSetup::new(config)?)),
-            log: None,
-        })
+        let files = Arc::new(TlsFiles::new(config.clone()));
+        files.current()?;
+        Ok(MakeTls::from_files(files, None))
     }
 
+    /// A factory following `files`.
+    pub(crate) fn from_files(files: Arc<TlsFiles>, log: Option<Arc<Mutex<AttemptLog>>>) -> MakeTls {
+        MakeTls {
+            tls: Source::Files(files),
+            log,
+        }
+    }
+
+    /// A factory for one attempt: `setup`, or plaintext only.
     pub(crate) fn with_log(setup: Option<Arc<TlsSetup>>, log: Arc<Mutex<AttemptLog>>) -> MakeTls {
         MakeTls {
-            setup,
+            tls: setup.map_or(Source::Plaintext, Source::Fixed),
             log: Some(log),
         }
     }
@@ -145,8 +204,13 @@ where
     type Error = Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<TlsConnector, Error> {
+        let setup = match &self.tls {
+            Source::Plaintext => None,
+            Source::Fixed(setup) => Some(setup.clone()),
+            Source::Files(files) => Some(files.current()?),
+        };
         Ok(TlsConnector {
-            setup: self.setup.clone(),
+            setup,
             host: domain.to_string(),
             log: self.log.clone(),
         })

@@ -364,7 +364,7 @@ fn remembered_chains_still_get_the_host_name_checked() {
         d.display()
     )))
     .unwrap();
-    let v = &setup.verifier;
+    let v = &setup.trust.verifier;
     let leaf = CertificateDer::from(ca.issue(&CertSpec::server()).cert.to_der().unwrap());
     let name = |h: &str| ServerName::try_from(h.to_string()).unwrap();
     let now = UnixTime::now();
@@ -401,6 +401,7 @@ fn refusal(d: &Path, ca: &Ca, extra: &str, leaf: &X509, host: &str) -> Certifica
     let leaf = CertificateDer::from(leaf.to_der().unwrap());
     let name = ServerName::try_from(host.to_string()).unwrap();
     match setup
+        .trust
         .verifier
         .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
     {
@@ -481,6 +482,7 @@ async fn the_caller_still_reads_libpqs_words() {
     let name = ServerName::try_from("localhost").unwrap();
     let (outcome, error) = verifier::with_failure_slot(async {
         setup
+            .trust
             .verifier
             .verify_server_cert(&expired, &[], &name, &[], UnixTime::now())
     })

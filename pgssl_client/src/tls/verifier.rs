@@ -80,6 +80,12 @@ impl LibpqVerifier {
         }
     }
 
+    /// The root certificate store, when the chain is verified.
+    #[cfg(test)]
+    pub(super) fn store(&self) -> Option<&X509Store> {
+        self.store.as_deref()
+    }
+
     /// Whether the host name is checked (`verify-full`).
     pub(super) fn checks_host(&self) -> bool {
         self.check_host

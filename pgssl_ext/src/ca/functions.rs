@@ -1,6 +1,7 @@
 //! The CA's SQL functions.
 //!
-//! Privileges (granted in `sql/ca.sql`): `ca_cert` to PUBLIC; `enroll`,
+//! Privileges (granted in `sql/ca.sql`): `ca_cert` and `renew` (in
+//! [`super::renewal`], which checks its own credential) to PUBLIC; `enroll`,
 //! `sign_csr`, `revoke` and `crl` revoked from PUBLIC, for a DBA to grant;
 //! `init_ca` and `install_crl` check for a superuser themselves. The
 //! functions that write the registry are SECURITY DEFINER with
@@ -13,7 +14,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use super::authority::{self, Authority, CaError, CaFile, CaKeyType, CaRole};
-use super::issuance::{self, pem_text, Subject};
+use super::issuance::{self, pem_text, Issued, Subject};
 use super::registry::{self, CertKind};
 use super::revocation::{self, RevocationReason};
 use super::{csr, files, key_file};
@@ -24,7 +25,8 @@ use crate::gucs;
 /// Longest `next_update_days` of a CRL.
 const MAX_CRL_DAYS: i32 = 366;
 
-fn load_ca() -> Result<Authority, PgsslError> {
+/// The client CA, cached.
+pub(crate) fn load_ca() -> Result<Authority, PgsslError> {
     load_authority(CaRole::Client)
 }
 
@@ -130,7 +132,7 @@ fn enroll(
     valid_days: default!(Option<i32>, "NULL"),
 ) -> Result<Option<String>, ErrorReport> {
     let Some(csr) = csr else { return Ok(None) };
-    Ok(Some(sign_client_csr(csr, valid_days, true)?))
+    Ok(Some(sign_client_csr(csr, valid_days, Signer::Enroll)?.pem))
 }
 
 /// For administrators: signs a CSR for any CN.
@@ -141,48 +143,80 @@ fn sign_csr(
     valid_days: default!(Option<i32>, "NULL"),
 ) -> Result<Option<String>, ErrorReport> {
     let Some(csr) = csr else { return Ok(None) };
-    Ok(Some(sign_client_csr(csr, valid_days, false)?))
+    Ok(Some(sign_client_csr(csr, valid_days, Signer::SignCsr)?.pem))
+}
+
+/// Which function signs a client CSR, and so under which rules.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signer {
+    /// `pgssl.enroll()`: only for the session user, never past the role's `VALID UNTIL`.
+    Enroll,
+    /// `pgssl.renew()`: as `enroll`, once [`super::renewal`] accepted the session's
+    /// certificate; the lifetime follows `pgssl.renew_validity` when set.
+    Renew,
+    /// `pgssl.sign_csr()`: an administrator's, for any name.
+    SignCsr,
+}
+
+impl Signer {
+    fn function(self) -> &'static str {
+        match self {
+            Self::Enroll => "pgssl.enroll()",
+            Self::Renew => "pgssl.renew()",
+            Self::SignCsr => "pgssl.sign_csr()",
+        }
+    }
 }
 
 /// Checks everything that can be refused before anything is signed, then
 /// takes the one issuance path.
-fn sign_client_csr(
+pub(crate) fn sign_client_csr(
     csr: &str,
     valid_days: Option<i32>,
-    only_for_session_user: bool,
-) -> Result<String, PgsslError> {
-    require_writable(if only_for_session_user {
-        "pgssl.enroll()"
-    } else {
-        "pgssl.sign_csr()"
-    })?;
+    signer: Signer,
+) -> Result<Issued, PgsslError> {
+    let function = signer.function();
+    require_writable(function)?;
     let checked = csr::check_csr(csr)?;
     let mut role_valid_until = None;
-    if only_for_session_user {
+    if signer != Signer::SignCsr {
         let user = session_user();
         if checked.common_name != user {
             return Err(PgsslError::NotYourName {
+                function,
                 presented: checked.common_name,
                 expected: user,
             });
         }
         role_valid_until = valid_until(&user)?;
     }
-    let days = valid_days.unwrap_or_else(gucs::default_validity_days);
+    let renew_validity = match signer {
+        Signer::Renew => gucs::renew_validity(),
+        _ => None,
+    };
+    // pgssl.renew_validity, when set, is the lifetime; valid_days can only shorten it.
+    let days = valid_days.unwrap_or_else(|| match renew_validity {
+        Some(secs) => i32::try_from((secs + 86_399) / 86_400).unwrap_or(i32::MAX),
+        None => gucs::default_validity_days(),
+    });
     let ca = load_ca()?;
     let mut validity = issuance::validity_under(&ca, days, CaRole::Client)?;
+    if let Some(secs) = renew_validity {
+        validity.not_after = validity.not_after.min(now() + secs);
+    }
     // A certificate must not outlive the role's VALID UNTIL: it would let the role log in
     // with `cert` after its password login has ended.
     if let Some((until, text)) = role_valid_until {
         if until <= now() {
             return Err(PgsslError::RoleExpired {
+                function,
                 role: checked.common_name,
                 valid_until: text,
             });
         }
         validity.not_after = validity.not_after.min(until);
     }
-    Ok(issuance::issue(&ca, Subject::Client(&checked), validity)?.pem)
+    issuance::issue(&ca, Subject::Client(&checked), validity)
 }
 
 /// The role's `VALID UNTIL` (`rolvaliduntil`) as Unix seconds and as PostgreSQL shows it;

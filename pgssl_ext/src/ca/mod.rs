@@ -18,7 +18,8 @@
 //! - [`issuance`]: the one path from a checked name and key to a signed,
 //!   recorded certificate, for `enroll`, `sign_csr` and `issue_server_cert`;
 //! - [`crl_store`]: signed CRLs in `pgssl.crls`, installed on every node;
-//! - [`functions`]: the CA's SQL functions (`pgssl.init_ca`, `pgssl.enroll`, ...).
+//! - [`functions`]: the CA's SQL functions (`pgssl.init_ca`, `pgssl.enroll`, ...);
+//! - [`renewal`]: `pgssl.renew`, over a login with the certificate it renews.
 //!
 //! The settings are in [`crate::gucs`].
 
@@ -33,6 +34,7 @@ pub mod key_file;
 pub mod passphrase;
 pub mod profile;
 pub(crate) mod registry;
+pub(crate) mod renewal;
 pub mod revocation;
 #[cfg(test)]
 mod test_support;

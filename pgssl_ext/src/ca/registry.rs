@@ -129,6 +129,42 @@ pub(crate) fn lock_unrevoked(serial: &str) -> Result<Option<bool>, PgsslError> {
     }
 }
 
+/// What `pgssl.renew()` checks of the session certificate's row.
+pub(crate) struct RenewalRow {
+    /// SHA-256 of the certificate recorded, lowercase hex.
+    pub fingerprint_sha256: String,
+    /// `client` or `server`.
+    pub kind: String,
+    /// Why it was revoked; `None` while it is not.
+    pub revocation_reason: Option<String>,
+    /// Its notAfter, seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+/// The row of `serial`, locked for update until the transaction ends; `None` when there is
+/// none.
+pub(crate) fn lock_for_renewal(serial: &str) -> Result<Option<RenewalRow>, PgsslError> {
+    let row = Spi::get_three_with_args::<String, String, i64>(
+        "SELECT fingerprint_sha256 || ' ' || kind, revocation_reason,
+                pg_catalog.floor(pg_catalog.date_part('epoch', not_after))::bigint
+           FROM pgssl.issued_certs WHERE serial = $1 FOR UPDATE",
+        &[serial.into()],
+    );
+    match row {
+        Ok((Some(found), revocation_reason, Some(not_after))) => {
+            let (fingerprint, kind) = found.split_once(' ').unwrap_or((&found, ""));
+            Ok(Some(RenewalRow {
+                fingerprint_sha256: fingerprint.into(),
+                kind: kind.into(),
+                revocation_reason,
+                not_after,
+            }))
+        }
+        Ok(_) | Err(SpiError::InvalidPosition) => Ok(None),
+        Err(e) => Err(internal("looking up the session's certificate")(e)),
+    }
+}
+
 /// Marks `serial` revoked now, for `reason`.
 pub(crate) fn mark_revoked(serial: &str, reason: RevocationReason) -> Result<(), PgsslError> {
     Spi::run_with_args(

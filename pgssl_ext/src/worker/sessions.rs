@@ -4,6 +4,11 @@
 //! before the revocation would run on. The worker matches every TLS
 //! session's certificate, as `pg_stat_ssl` shows it (serial and issuer DN),
 //! against the revoked serials of the pgssl CA and terminates the matches.
+//!
+//! A certificate revoked as `superseded` (renewed: `pgssl.renew()` with
+//! `pgssl.renew_revokes_previous`) logs in no more, but its sessions stay:
+//! nothing says its key is in doubt, and ending them at every renewal would
+//! break each pool's open connections.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -14,6 +19,7 @@ use pgrx::prelude::*;
 use pgrx::spi::Spi;
 
 use crate::ca::crl_store;
+use crate::ca::revocation::RevocationReason;
 
 /// `pg_stat_ssl` keeps this many bytes of a DN (`NAMEDATALEN - 1`).
 const STAT_DN_BYTES: usize = 63;
@@ -74,6 +80,7 @@ fn refresh(revoked: &mut RevokedSerials) -> Result<bool, String> {
     revoked.serials = crl_store::revoked_entries()
         .map_err(|e| e.message())?
         .into_iter()
+        .filter(|e| e.reason != RevocationReason::Superseded)
         .filter_map(|e| hex_to_decimal(&e.serial_hex).map(|d| (d, e.serial_hex)))
         .collect();
     revoked.key = Some(key);

@@ -32,6 +32,10 @@ SET pgssl.ca_key_passphrase_command = 'echo x';
 SELECT pgssl.sign_csr(NULL) IS NULL AS sign_null, pgssl.enroll(NULL, 5) IS NULL AS enroll_null,
        pgssl.revoke(NULL) IS NULL AS revoke_null;
 
+-- renew() first asks for the credential, the certificate this session logged in with:
+-- over the Unix socket there is none (42501), whatever the argument.
+SELECT pgssl.renew(NULL);
+
 -- Bad input: 22023.
 SELECT pgssl.sign_csr('');
 SELECT pgssl.sign_csr('not a CSR');
