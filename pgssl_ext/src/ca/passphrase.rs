@@ -25,6 +25,10 @@ pub const MAX_PASSPHRASE_BYTES: usize = 1023;
 /// How much of the command's output is read: the first line must end within it.
 const READ_LIMIT: usize = 4096;
 
+/// How much output after the first line is read and dropped before the
+/// pipe is closed on a command that keeps printing.
+const DROP_LIMIT: usize = 64 * 1024;
+
 /// A passphrase, zeroed when dropped.
 pub type Passphrase = Zeroizing<Vec<u8>>;
 
@@ -115,15 +119,23 @@ pub fn run(template: &str, prompt: &str) -> Result<Passphrase, PassphraseError> 
     let mut output = Zeroizing::new(vec![0u8; READ_LIMIT]);
     let mut filled = 0;
     if let Some(mut stdout) = child.stdout.take() {
-        while filled < READ_LIMIT {
-            match stdout.read(&mut output[filled..]) {
+        // What follows the first line is read and dropped, up to a limit, so
+        // that a command printing more lines is not killed by a closed pipe.
+        let mut rest = Zeroizing::new([0u8; 512]);
+        let mut dropped = 0;
+        loop {
+            let first_line_done = filled == READ_LIMIT || output[..filled].contains(&b'\n');
+            let into = if !first_line_done {
+                &mut output[filled..]
+            } else if dropped < DROP_LIMIT {
+                &mut rest[..]
+            } else {
+                break;
+            };
+            match stdout.read(into) {
                 Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    if output[..filled].contains(&b'\n') {
-                        break;
-                    }
-                }
+                Ok(n) if !first_line_done => filled += n,
+                Ok(n) => dropped += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
