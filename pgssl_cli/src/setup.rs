@@ -420,7 +420,7 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
     .await?
     .unwrap_or_default();
     check_root_cert_file(&args.root_cert, &server_ca_pem, args.force)?;
-    let ca_key_checks = ca_key_protection(&client).await?;
+    let ca_key_checks = ca_key_protection(client).await?;
 
     let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
     let mut statements = vec![
