@@ -81,6 +81,21 @@ async fn ensure_client_ca(client: &Client) -> Result<bool, String> {
     }
 }
 
+/// The `ca_key_protection` rows of `pgssl.check_config()`: whether the CA keys are
+/// encrypted (they are when `pgssl.ca_key_passphrase_command` is set as the CAs are
+/// made), and who else could read them if not.
+async fn ca_key_protection(client: &Client) -> Result<Vec<(String, String)>, String> {
+    let rows = client
+        .query(
+            "SELECT status, detail FROM pgssl.check_config()
+              WHERE \"check\" = 'ca_key_protection' ORDER BY detail",
+            &[],
+        )
+        .await
+        .map_err(sql_error("checking the CA keys"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// The names the current server certificate is for, to rotate it for the same names.
 /// Adds `pgssl` to `shared_preload_libraries` with `ALTER SYSTEM`, keeping
 /// the libraries already named there (or already set for the next start),
@@ -405,6 +420,7 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
     .await?
     .unwrap_or_default();
     check_root_cert_file(&args.root_cert, &server_ca_pem, args.force)?;
+    let ca_key_checks = ca_key_protection(client).await?;
 
     let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
     let mut statements = vec![
@@ -485,6 +501,9 @@ pub(crate) async fn setup(args: SetupArgs) -> Result<(), String> {
         }
     }
     println!("new connections get it now; open connections keep theirs; no restart");
+    for (status, detail) in &ca_key_checks {
+        println!("CA key ({status}): {detail}");
+    }
     if restart_for_worker {
         println!(
             "added pgssl to shared_preload_libraries for the revocation worker (it keeps the CRL \

@@ -65,6 +65,12 @@ fn checked_serial(cluster: &TlsCluster, conninfo: &str) -> String {
 }
 
 fn set_up(cluster: &TlsCluster) -> std::path::PathBuf {
+    set_up_printing(cluster, "restart the server once to start it")
+}
+
+/// `pgssl setup` with `--edit-hba`, for localhost and 127.0.0.1; checks that it
+/// succeeded and that its output has `expected`.
+fn set_up_printing(cluster: &TlsCluster, expected: &str) -> std::path::PathBuf {
     let root = cluster.client_dir.join("server-root.crt");
     let out = pgssl(
         cluster,
@@ -86,11 +92,13 @@ fn set_up(cluster: &TlsCluster) -> std::path::PathBuf {
         "pgssl setup failed: {}",
         text(&out.stderr)
     );
-    assert!(
-        text(&out.stdout).contains("restart the server once to start it"),
-        "{}",
-        text(&out.stdout)
-    );
+    for expected in [expected, "restart the server once to start it"] {
+        assert!(
+            text(&out.stdout).contains(expected),
+            "{expected}: {}",
+            text(&out.stdout)
+        );
+    }
     root
 }
 
@@ -328,4 +336,50 @@ fn setup_refuses_bad_names_and_changes_nothing() {
     );
     let made = cluster.sql("SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE 'pgssl%'");
     assert_eq!(made, "0", "a refused setup left files behind");
+}
+
+#[test]
+fn setup_writes_encrypted_ca_keys_when_a_passphrase_command_is_set() {
+    let cluster = TlsCluster::builder()
+        .bare()
+        .hba(PLAIN_HBA)
+        .without_extension()
+        .start();
+    cluster.sql("CREATE ROLE alice LOGIN PASSWORD 'secret'");
+    let script = cluster.dir("secrets").join("pass.sh");
+    std::fs::write(&script, "#!/bin/sh\necho 'setup pass phrase'\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // LOAD first (the library defines the setting), in its own transaction.
+    let out = cluster
+        .psql_command(&cluster.socket_conninfo("postgres"))
+        .args(["-c", "LOAD 'pgssl'", "-c"])
+        .arg(format!(
+            "ALTER SYSTEM SET pgssl.ca_key_passphrase_command = '{} \"%p\"'",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cluster.sql("SELECT pg_reload_conf()");
+
+    let root = set_up_printing(&cluster, "CA key (ok): the client CA private key");
+    for key in ["pgssl_ca.key", "pgssl_server_ca.key"] {
+        let pem = std::fs::read_to_string(cluster.data_dir.join(key)).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{key}: {pem:.60}"
+        );
+    }
+    let conninfo = verify_full(&cluster, "localhost", &root);
+    assert_eq!(
+        cluster.psql_ok(&conninfo, "SELECT pgssl.ssl_is_used()"),
+        "t"
+    );
+    assert_eq!(
+        cluster.sql(
+            "SELECT string_agg(status, ',') FROM pgssl.check_config()
+              WHERE \"check\" = 'ca_key_protection'"
+        ),
+        "ok,ok"
+    );
 }

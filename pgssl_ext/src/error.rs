@@ -73,7 +73,9 @@ pub enum PgsslError {
         /// The function, e.g. `pgssl.init_ca()`.
         function: &'static str,
     },
-    /// A CA is missing, unreadable, mismatched or already there (55000).
+    /// A CA is missing, unreadable, mismatched or already there, or its key
+    /// is encrypted and no passphrase command is set (55000); the passphrase
+    /// command failed (58000); its passphrase does not decrypt the key (28P01).
     Ca {
         /// Which CA.
         role: CaRole,
@@ -162,6 +164,14 @@ impl PgsslError {
             Self::NotYourName { .. } | Self::SuperuserOnly { .. } | Self::RenewRefused { .. } => {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
+            Self::Ca {
+                error: CaError::PassphraseCommand { .. },
+                ..
+            } => PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            Self::Ca {
+                error: CaError::WrongPassphrase { .. },
+                ..
+            } => PgSqlErrorCode::ERRCODE_INVALID_PASSWORD,
             Self::NullArgument { .. } => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             Self::Ca { .. }
             | Self::CaExpired { .. }

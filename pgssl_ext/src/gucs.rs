@@ -2,9 +2,11 @@
 //!
 //! The statics are private: the rest of the crate reads the settings through
 //! the typed accessors below, which resolve paths against the data directory.
-//! All are superuser-only (`PGC_SUSET`) and read at each call, so
-//! `ALTER SYSTEM` plus a reload, or a `SET` by a superuser, takes effect at
-//! once.
+//! The CA settings are superuser-only (`PGC_SUSET`) and read at each call,
+//! so `ALTER SYSTEM` plus a reload, or a `SET` by a superuser, takes effect
+//! at once; `pgssl.ca_key_passphrase_command` and the worker's settings are
+//! set in the configuration files only (`PGC_SIGHUP`), so that every backend
+//! and the worker agree and no session can point them elsewhere.
 
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
@@ -20,6 +22,9 @@ static CA_CERT_FILE: GucSetting<Option<CString>> =
 /// `pgssl.ca_key_file`: the client CA's private key.
 static CA_KEY_FILE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"pgssl_ca.key"));
+/// `pgssl.ca_key_passphrase_command`: prints the passphrase of encrypted CA keys.
+static CA_KEY_PASSPHRASE_COMMAND: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 /// `pgssl.default_validity_days`: the lifetime when `valid_days` is NULL.
 static DEFAULT_VALIDITY_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 /// `pgssl.max_validity_days`: the longest lifetime the CA issues.
@@ -60,9 +65,20 @@ pub(crate) fn init() {
     );
     define_path(
         c"pgssl.ca_key_file",
-        c"Private key (PEM, unencrypted, mode 0600) of the pgssl CA.",
+        c"Private key (PEM, mode 0600) of the pgssl CA.",
         c"A relative path resolves against the data directory.",
         &CA_KEY_FILE,
+    );
+    // Like ssl_passphrase_command: from the configuration files only, and
+    // shown to superusers only.
+    GucRegistry::define_string_guc(
+        c"pgssl.ca_key_passphrase_command",
+        c"Command that prints the passphrase of encrypted pgssl CA keys.",
+        c"Run with /bin/sh -c; %p is replaced by a prompt naming the CA and %% by %. \
+          When set, new CA keys are written encrypted with its passphrase.",
+        &CA_KEY_PASSPHRASE_COMMAND,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
     );
     define_days(
         c"pgssl.default_validity_days",
@@ -100,7 +116,7 @@ pub(crate) fn init() {
     );
     define_path(
         c"pgssl.server_ca_key_file",
-        c"Private key (PEM, unencrypted, mode 0600) of the pgssl server CA.",
+        c"Private key (PEM, mode 0600) of the pgssl server CA.",
         c"A relative path resolves against the data directory.",
         &SERVER_CA_KEY_FILE,
     );
@@ -208,6 +224,14 @@ pub(crate) fn server_ca_cert_file() -> PathBuf {
 /// `pgssl.server_ca_key_file`, resolved against the data directory.
 pub(crate) fn server_ca_key_file() -> PathBuf {
     resolved(&SERVER_CA_KEY_FILE)
+}
+
+/// `pgssl.ca_key_passphrase_command`; `None` when unset or empty.
+pub(crate) fn ca_key_passphrase_command() -> Option<String> {
+    CA_KEY_PASSPHRASE_COMMAND
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// `pgssl.default_validity_days`.

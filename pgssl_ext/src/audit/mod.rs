@@ -4,6 +4,7 @@
 //! Both read the files and settings as they are now, which is what the server
 //! will use after its next reload.
 
+mod ca_keys;
 mod checks;
 pub(crate) mod expiring;
 mod revocation;
@@ -219,6 +220,7 @@ fn check_config() -> TableIterator<
     let mut rows = checks::evaluate(&gather());
     rows.extend(revocation::evaluate(&revocation::gather()));
     rows.extend(versions::evaluate(&tls_settings()));
+    rows.extend(ca_keys::evaluate(&ca_keys::gather()));
     TableIterator::new(
         rows.into_iter()
             .map(|f| (f.check.to_string(), f.status.as_str().to_string(), f.detail)),

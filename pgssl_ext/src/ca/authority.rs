@@ -5,7 +5,6 @@
 use std::fmt;
 use std::fs::{self};
 use std::io::{self};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use foreign_types::ForeignTypeRef;
@@ -18,6 +17,8 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::X509;
 
+use super::key_file::load_ca_private_key;
+use super::passphrase::PassphraseError;
 use super::profile::{self, BACKDATE_SECONDS};
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -194,7 +195,8 @@ pub enum CaError {
         /// The operating system's reason.
         reason: String,
     },
-    /// A file holds no PEM certificate, or no unencrypted PEM private key (55000).
+    /// A file holds no PEM certificate or private key, or an encrypted key
+    /// while `pgssl.ca_key_passphrase_command` is not set (55000).
     NotPem {
         /// Which file.
         file: CaFile,
@@ -230,6 +232,18 @@ pub enum CaError {
         /// Its resolved path.
         path: PathBuf,
     },
+    /// `pgssl.ca_key_passphrase_command` gave no passphrase for the key (58000).
+    PassphraseCommand {
+        /// The key file's path.
+        path: PathBuf,
+        /// How the command failed; never any of its output.
+        problem: PassphraseError,
+    },
+    /// The passphrase from the command does not decrypt the key (28P01).
+    WrongPassphrase {
+        /// The key file's path.
+        path: PathBuf,
+    },
     /// Writing a file failed (58030).
     Write {
         /// The path being written.
@@ -259,7 +273,7 @@ impl CaError {
                 path,
                 encrypted: true,
             } => format!(
-                "{} file \"{}\" holds an encrypted key, which pgssl cannot use",
+                "{} file \"{}\" is encrypted, and pgssl.ca_key_passphrase_command is not set",
                 file.name(role),
                 path.display()
             ),
@@ -293,6 +307,16 @@ impl CaError {
                 file.name(role),
                 path.display()
             ),
+            Self::PassphraseCommand { path, problem } => format!(
+                "pgssl.ca_key_passphrase_command {problem}: no passphrase for {label} private key \
+                 file \"{}\"",
+                path.display()
+            ),
+            Self::WrongPassphrase { path } => format!(
+                "the passphrase from pgssl.ca_key_passphrase_command does not decrypt {label} \
+                 private key file \"{}\"",
+                path.display()
+            ),
             Self::Write { path, reason } => {
                 format!("could not write file \"{}\": {reason}", path.display())
             }
@@ -316,7 +340,18 @@ impl CaError {
             Self::NotPem {
                 encrypted: true, ..
             } => Some(
-                "Decrypt it with \"openssl pkey -in ca.key -out pgssl_ca.key\" and chmod 0600."
+                "Set pgssl.ca_key_passphrase_command in postgresql.conf to a command that prints \
+                 its passphrase, then reload."
+                    .into(),
+            ),
+            Self::PassphraseCommand { .. } => Some(
+                "Run the command as the database server's user: it must exit with status 0 and \
+                 print the passphrase as its first line, reading nothing from its input."
+                    .into(),
+            ),
+            Self::WrongPassphrase { .. } => Some(
+                "Make the command print the passphrase the key was encrypted with; \
+                 \"openssl pkey -in FILE -noout\" asks for it."
                     .into(),
             ),
             Self::KeyFileOpen { .. } => Some(
@@ -364,7 +399,7 @@ impl fmt::Debug for Authority {
     }
 }
 
-fn read(file: CaFile, path: &Path) -> Result<Vec<u8>, CaError> {
+pub(super) fn read(file: CaFile, path: &Path) -> Result<Vec<u8>, CaError> {
     fs::read(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => CaError::Missing {
             file,
@@ -388,21 +423,17 @@ pub fn load_certificate(path: &Path) -> Result<X509, CaError> {
     })
 }
 
-/// Loads the CA: the certificate, then the key, which must be private to the
-/// database user (as PostgreSQL asks of `ssl_key_file`), unencrypted, and the
-/// certificate's.
-pub fn load(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
+/// Loads the CA of `role`: the certificate, then the key with
+/// [`load_ca_private_key`] (private to the database user, decrypted with
+/// `passphrase_command` when encrypted), which must be the certificate's.
+pub fn load(
+    cert_path: &Path,
+    key_path: &Path,
+    role: CaRole,
+    passphrase_command: Option<&str>,
+) -> Result<Authority, CaError> {
     let cert = load_certificate(cert_path)?;
-    check_key_mode(key_path)?;
-    let pem = read(CaFile::Key, key_path)?;
-    // A callback that supplies no passphrase: an encrypted key fails at once
-    // instead of OpenSSL prompting on a terminal the backend does not have.
-    let key =
-        PKey::private_key_from_pem_callback(&pem, |_| Ok(0)).map_err(|_| CaError::NotPem {
-            file: CaFile::Key,
-            path: key_path.into(),
-            encrypted: pem.windows(9).any(|w| w == b"ENCRYPTED"),
-        })?;
+    let key = load_ca_private_key(key_path, role, passphrase_command)?;
     let matches = cert
         .public_key()
         .map(|public| public.public_eq(&key))
@@ -446,9 +477,11 @@ impl FileStamp {
     }
 }
 
-/// The CA this backend last loaded, with the stamps of its two files.
+/// The CA this backend last loaded, with the stamps of its two files and
+/// the passphrase command it was loaded with.
 struct CachedAuthority {
     paths: (PathBuf, PathBuf),
+    passphrase_command: Option<String>,
     stamps: (FileStamp, FileStamp),
     authority: Authority,
 }
@@ -461,14 +494,24 @@ thread_local! {
 /// [`load`], remembered for the session: parsing the two PEM files and
 /// checking the key costs more than signing, so a backend signing many
 /// certificates loads the CA once. Any change to either file (new content,
-/// a replaced file, a chmod) makes the next call load and check it anew.
-pub fn load_cached(cert_path: &Path, key_path: &Path) -> Result<Authority, CaError> {
+/// a replaced file, a chmod) or to the passphrase command makes the next
+/// call load and check it anew. An encrypted key is decrypted once, not at
+/// each signature; the decrypted key stays in this backend's memory.
+pub fn load_cached(
+    cert_path: &Path,
+    key_path: &Path,
+    role: CaRole,
+    passphrase_command: Option<&str>,
+) -> Result<Authority, CaError> {
     let stamps = (FileStamp::of(cert_path), FileStamp::of(key_path));
     let paths = (cert_path.to_path_buf(), key_path.to_path_buf());
     if let (Some(cert_stamp), Some(key_stamp)) = &stamps {
         let hit = LOADED.with(|cache| {
             cache.borrow().as_ref().and_then(|c| {
-                (c.paths == paths && c.stamps.0 == *cert_stamp && c.stamps.1 == *key_stamp)
+                (c.paths == paths
+                    && c.passphrase_command.as_deref() == passphrase_command
+                    && c.stamps.0 == *cert_stamp
+                    && c.stamps.1 == *key_stamp)
                     .then(|| c.authority.clone())
             })
         });
@@ -476,11 +519,12 @@ pub fn load_cached(cert_path: &Path, key_path: &Path) -> Result<Authority, CaErr
             return Ok(authority);
         }
     }
-    let authority = load(cert_path, key_path)?;
+    let authority = load(cert_path, key_path, role, passphrase_command)?;
     if let (Some(cert_stamp), Some(key_stamp)) = stamps {
         LOADED.with(|cache| {
             *cache.borrow_mut() = Some(CachedAuthority {
                 paths,
+                passphrase_command: passphrase_command.map(str::to_owned),
                 stamps: (cert_stamp, key_stamp),
                 authority: authority.clone(),
             })
@@ -503,23 +547,6 @@ fn may_sign_certificates(cert: &X509) -> bool {
     // (it caches the decoded extensions inside the X509 object, as any
     // OpenSSL reader does).
     unsafe { X509_check_ca(cert.as_ptr()) > 0 }
-}
-
-/// PostgreSQL's rule for its own server key: no access for group or others,
-/// except group read when root owns the file.
-fn check_key_mode(path: &Path) -> Result<(), CaError> {
-    let Ok(meta) = fs::metadata(path) else {
-        return Ok(()); // `read` reports it precisely
-    };
-    let mode = meta.mode() & 0o7777;
-    let allowed = if meta.uid() == 0 { 0o037 } else { 0o077 };
-    if mode & allowed != 0 {
-        return Err(CaError::KeyFileOpen {
-            path: path.into(),
-            mode,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -567,12 +594,12 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
         let ca = new_ca(CaKeyType::EcP256);
-        create_ca(&crt, &key, &ca.cert, &ca.key).unwrap();
+        create_ca(&crt, &key, &ca.cert, &ca.key, None).unwrap();
         assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
-        let loaded = load(&crt, &key).unwrap();
+        let loaded = load(&crt, &key, CaRole::Client, None).unwrap();
         assert_eq!(loaded.cert, ca.cert);
         assert!(matches!(
-            create_ca(&crt, &key, &ca.cert, &ca.key),
+            create_ca(&crt, &key, &ca.cert, &ca.key, None),
             Err(CaError::Exists {
                 file: CaFile::Certificate,
                 ..
@@ -586,27 +613,36 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
         let first = new_ca(CaKeyType::EcP256);
-        create_ca(&crt, &key, &first.cert, &first.key).unwrap();
-        let loaded = load_cached(&crt, &key).unwrap();
+        create_ca(&crt, &key, &first.cert, &first.key, None).unwrap();
+        let loaded = load_cached(&crt, &key, CaRole::Client, None).unwrap();
         assert_eq!(loaded.cert, first.cert);
-        assert_eq!(load_cached(&crt, &key).unwrap().cert, first.cert);
+        assert_eq!(
+            load_cached(&crt, &key, CaRole::Client, None).unwrap().cert,
+            first.cert
+        );
         // Opening the key to others is noticed at once, as without the cache.
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
-            load_cached(&crt, &key),
+            load_cached(&crt, &key, CaRole::Client, None),
             Err(CaError::KeyFileOpen { .. })
         ));
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(load_cached(&crt, &key).unwrap().cert, first.cert);
+        assert_eq!(
+            load_cached(&crt, &key, CaRole::Client, None).unwrap().cert,
+            first.cert
+        );
         // A new CA in the same files is the one used next.
         fs::remove_file(&crt).unwrap();
         fs::remove_file(&key).unwrap();
         let second = new_ca(CaKeyType::EcP384);
-        create_ca(&crt, &key, &second.cert, &second.key).unwrap();
-        assert_eq!(load_cached(&crt, &key).unwrap().cert, second.cert);
+        create_ca(&crt, &key, &second.cert, &second.key, None).unwrap();
+        assert_eq!(
+            load_cached(&crt, &key, CaRole::Client, None).unwrap().cert,
+            second.cert
+        );
         fs::remove_file(&key).unwrap();
         assert!(matches!(
-            load_cached(&crt, &key),
+            load_cached(&crt, &key, CaRole::Client, None),
             Err(CaError::Missing {
                 file: CaFile::Key,
                 ..
@@ -619,7 +655,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (crt, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
         assert!(matches!(
-            load(&crt, &key),
+            load(&crt, &key, CaRole::Client, None),
             Err(CaError::Missing {
                 file: CaFile::Certificate,
                 ..
@@ -627,8 +663,11 @@ pub(crate) mod tests {
         ));
         let ca = new_ca(CaKeyType::EcP256);
         let other = new_ca(CaKeyType::EcP256);
-        create_ca(&crt, &key, &ca.cert, &other.key).unwrap();
-        assert!(matches!(load(&crt, &key), Err(CaError::KeyMismatch { .. })));
+        create_ca(&crt, &key, &ca.cert, &other.key, None).unwrap();
+        assert!(matches!(
+            load(&crt, &key, CaRole::Client, None),
+            Err(CaError::KeyMismatch { .. })
+        ));
         fs::remove_file(&crt).unwrap();
         fs::remove_file(&key).unwrap();
         // A leaf certificate with its own key is no CA.
@@ -649,15 +688,24 @@ pub(crate) mod tests {
             .unwrap();
         b.sign(&leaf_key, openssl::hash::MessageDigest::sha256())
             .unwrap();
-        create_ca(&crt, &key, &b.build(), &leaf_key).unwrap();
-        assert!(matches!(load(&crt, &key), Err(CaError::NotCa { .. })));
+        create_ca(&crt, &key, &b.build(), &leaf_key, None).unwrap();
+        assert!(matches!(
+            load(&crt, &key, CaRole::Client, None),
+            Err(CaError::NotCa { .. })
+        ));
         fs::remove_file(&key).unwrap();
         // World-readable keys are refused, whoever owns them.
         fs::write(&key, other.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load(&crt, &key), Err(CaError::KeyFileOpen { .. })));
+        assert!(matches!(
+            load(&crt, &key, CaRole::Client, None),
+            Err(CaError::KeyFileOpen { .. })
+        ));
         fs::write(&crt, "not a certificate").unwrap();
-        assert!(matches!(load(&crt, &key), Err(CaError::NotPem { .. })));
+        assert!(matches!(
+            load(&crt, &key, CaRole::Client, None),
+            Err(CaError::NotPem { .. })
+        ));
     }
 
     #[test]
@@ -673,7 +721,7 @@ pub(crate) mod tests {
         fs::write(&key, pem).unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(
-            load(&crt, &key),
+            load(&crt, &key, CaRole::Client, None),
             Err(CaError::NotPem {
                 encrypted: true,
                 ..
@@ -681,5 +729,5 @@ pub(crate) mod tests {
         ));
     }
 
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 }

@@ -16,7 +16,6 @@ use super::registry::{self, read_one as select_one, CertKind};
 use super::revocation::{self, RevokedEntry};
 use crate::backend::resolve_path;
 use crate::error::PgsslError;
-use crate::gucs;
 
 /// One row of `pgssl.crls`.
 #[derive(Debug, Clone)]
@@ -99,8 +98,7 @@ const KEEP_CRLS: i64 = 20;
 /// with the next CRL number, and stores it in `pgssl.crls` (in the current
 /// transaction). Needs the CA key: on the primary only.
 pub(crate) fn sign_and_store(now: i64, validity_secs: i64) -> Result<StoredCrl, PgsslError> {
-    let ca = authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
-        .map_err(|e| PgsslError::ca(authority::CaRole::Client, e))?;
+    let ca = super::functions::load_authority(authority::CaRole::Client)?;
     let number = registry::next_crl_number()?;
     let entries = revoked_entries()?;
     let crl = revocation::build_crl(&ca, &entries, number, now, validity_secs).map_err(|e| {

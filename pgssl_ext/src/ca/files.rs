@@ -12,17 +12,20 @@ use openssl::pkey::{PKeyRef, Private};
 use openssl::x509::X509;
 
 use super::authority::{CaError, CaFile};
+use super::key_file::encode_ca_private_key;
 use crate::error::PgsslError;
 
-/// Writes a new CA's two files: the key first with mode 0600, then the
-/// certificate with mode 0644 (less the server's umask, usually 0077),
-/// neither ever over an existing file. When the
-/// certificate cannot be written the key is removed again.
+/// Writes a new CA's two files: the key first with mode 0600 (encrypted
+/// with `passphrase` when one is given), then the certificate with mode 0644
+/// (less the server's umask, usually 0077), neither ever over an existing
+/// file nor through a symbolic link. When the certificate cannot be written
+/// the key is removed again.
 pub fn create_ca(
     cert_path: &Path,
     key_path: &Path,
     cert: &X509,
     key: &PKeyRef<Private>,
+    passphrase: Option<&[u8]>,
 ) -> Result<(), CaError> {
     for (file, path) in [(CaFile::Certificate, cert_path), (CaFile::Key, key_path)] {
         if fs::symlink_metadata(path).is_ok() {
@@ -32,7 +35,7 @@ pub fn create_ca(
             });
         }
     }
-    let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| CaError::Write {
+    let key_pem = encode_ca_private_key(key, passphrase).map_err(|e| CaError::Write {
         path: key_path.into(),
         reason: e.to_string(),
     })?;

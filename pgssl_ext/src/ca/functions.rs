@@ -17,7 +17,7 @@ use super::authority::{self, Authority, CaError, CaFile, CaKeyType, CaRole};
 use super::issuance::{self, pem_text, Issued, Subject};
 use super::registry::{self, CertKind};
 use super::revocation::{self, RevocationReason};
-use super::{csr, files};
+use super::{csr, files, key_file};
 use crate::backend::{now, require_superuser, require_writable, resolve_path, session_user};
 use crate::error::{internal, PgsslError};
 use crate::gucs;
@@ -27,12 +27,46 @@ const MAX_CRL_DAYS: i32 = 366;
 
 /// The client CA, cached.
 pub(crate) fn load_ca() -> Result<Authority, PgsslError> {
-    authority::load_cached(&gucs::ca_cert_file(), &gucs::ca_key_file())
-        .map_err(|e| PgsslError::ca(CaRole::Client, e))
+    load_authority(CaRole::Client)
+}
+
+/// The CA of `role` from the files its settings name, its key decrypted
+/// with `pgssl.ca_key_passphrase_command` when encrypted.
+pub(crate) fn load_authority(role: CaRole) -> Result<Authority, PgsslError> {
+    let (cert_path, key_path) = match role {
+        CaRole::Client => (gucs::ca_cert_file(), gucs::ca_key_file()),
+        CaRole::Server => (gucs::server_ca_cert_file(), gucs::server_ca_key_file()),
+    };
+    let command = gucs::ca_key_passphrase_command();
+    authority::load_cached(&cert_path, &key_path, role, command.as_deref())
+        .map_err(|e| PgsslError::ca(role, e))
+}
+
+/// Writes a new CA of `role`: its key encrypted with the passphrase from
+/// `pgssl.ca_key_passphrase_command` when that is set.
+pub(crate) fn create_ca_files(
+    role: CaRole,
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+    cert: &openssl::x509::X509,
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+) -> Result<(), PgsslError> {
+    let command = gucs::ca_key_passphrase_command();
+    let passphrase = key_file::passphrase_for_new_key(key_path, role, command.as_deref())
+        .map_err(|e| PgsslError::ca(role, e))?;
+    files::create_ca(
+        cert_path,
+        key_path,
+        cert,
+        key,
+        passphrase.as_ref().map(|p| p.as_slice()),
+    )
+    .map_err(|e| PgsslError::ca(role, e))
 }
 
 /// Makes a new CA: a key of `key_type` and a self-signed CA certificate,
-/// written to `pgssl.ca_key_file` (mode 0600) and `pgssl.ca_cert_file`.
+/// written to `pgssl.ca_key_file` (mode 0600; encrypted when
+/// `pgssl.ca_key_passphrase_command` is set) and `pgssl.ca_cert_file`.
 /// Refuses when either file exists. Returns the certificate PEM.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn init_ca(
@@ -76,8 +110,7 @@ fn make_client_ca(
     let key = kind.generate().map_err(internal("making the CA key"))?;
     let cert = authority::self_signed_ca(common_name, valid_days, &key, now())
         .map_err(internal("making the CA certificate"))?;
-    files::create_ca(&cert_path, &key_path, &cert, &key)
-        .map_err(|e| PgsslError::ca(CaRole::Client, e))?;
+    create_ca_files(CaRole::Client, &cert_path, &key_path, &cert, &key)?;
     pem_text(cert.to_pem())
 }
 

@@ -8,6 +8,9 @@
 //! - [`revocation`]: serials given to SQL, revocation reasons, the CRL;
 //! - [`authority`]: the CAs' key types, making, loading and caching a CA;
 //! - [`files`]: every file pgssl writes;
+//! - [`key_file`]: reading a CA key file, decrypting it when it is
+//!   encrypted, and encoding a new one;
+//! - [`passphrase`]: running `pgssl.ca_key_passphrase_command`;
 //! - [`crl_file`]: the file `ssl_crl_file` names, one CRL per issuer.
 //!
 //! Backend modules:
@@ -27,6 +30,8 @@ pub mod csr;
 pub mod files;
 pub(crate) mod functions;
 pub(crate) mod issuance;
+pub mod key_file;
+pub mod passphrase;
 pub mod profile;
 mod raw_csr;
 pub(crate) mod registry;

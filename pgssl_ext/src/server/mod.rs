@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::backend::{self, now};
 use crate::ca::authority::{self, Authority, CaError, CaKeyType, CaRole};
 use crate::ca::files;
+use crate::ca::functions::{create_ca_files, load_authority};
 use crate::ca::issuance::{self, pem_text, Subject};
 use crate::cert;
 use crate::error::{internal, PgsslError};
@@ -32,19 +33,21 @@ const SERVER_CA_DAYS: i32 = 3650;
 /// The server CA: loaded, or made when neither of its files exists yet.
 fn load_or_create_server_ca() -> Result<(Authority, bool), PgsslError> {
     let (cert_path, key_path) = (gucs::server_ca_cert_file(), gucs::server_ca_key_file());
-    match authority::load_cached(&cert_path, &key_path) {
+    match load_authority(CaRole::Server) {
         Ok(ca) => Ok((ca, false)),
-        Err(CaError::Missing { .. }) if !cert_path.exists() && !key_path.exists() => {
+        Err(PgsslError::Ca {
+            error: CaError::Missing { .. },
+            ..
+        }) if !cert_path.exists() && !key_path.exists() => {
             let key = CaKeyType::EcP256
                 .generate()
                 .map_err(internal("making the server CA key"))?;
             let cert = authority::self_signed_ca(SERVER_CA_NAME, SERVER_CA_DAYS, &key, now())
                 .map_err(internal("making the server CA certificate"))?;
-            files::create_ca(&cert_path, &key_path, &cert, &key)
-                .map_err(|e| PgsslError::ca(CaRole::Server, e))?;
+            create_ca_files(CaRole::Server, &cert_path, &key_path, &cert, &key)?;
             Ok((Authority { cert, key }, true))
         }
-        Err(e) => Err(PgsslError::ca(CaRole::Server, e)),
+        Err(e) => Err(e),
     }
 }
 
