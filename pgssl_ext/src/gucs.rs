@@ -11,7 +11,7 @@
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 
-use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 use crate::backend;
 use crate::ca::authority::MAX_CA_DAYS;
@@ -163,7 +163,7 @@ pub(crate) fn init() {
     // SAFETY: called once while the library loads, after every pgssl.*
     // setting is defined, as PostgreSQL expects.
     unsafe {
-        pg_sys::MarkGUCPrefixReserved(c"pgssl".as_ptr());
+        pgrx::pg_sys::MarkGUCPrefixReserved(c"pgssl".as_ptr());
     }
 }
 

@@ -164,11 +164,23 @@ unsafe fn request_shmem() {
 unsafe fn request_shmem() {
     // SAFETY: the settings were read from postgresql.conf before preloading.
     unsafe {
+        // pgrx does not export these two variables for 13 and 14: read the settings.
+        let setting = |name: &CStr| -> i32 {
+            let value = pg_sys::GetConfigOption(name.as_ptr(), false, false);
+            if value.is_null() {
+                return 0;
+            }
+            CStr::from_ptr(value)
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
         let count = pg_sys::MaxConnections
-            + pg_sys::autovacuum_max_workers
+            + setting(c"autovacuum_max_workers")
             + 1
             + pg_sys::max_worker_processes
-            + pg_sys::max_wal_senders;
+            + setting(c"max_wal_senders");
         pg_sys::RequestAddinShmemSpace(bytes_for(usize::try_from(count).unwrap_or(0)));
         pg_sys::RequestNamedLWLockTranche(TRANCHE.as_ptr(), 1);
     }
