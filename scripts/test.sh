@@ -27,6 +27,9 @@ esac
 if $all_versions; then scripts/setup.sh --all-versions; else scripts/setup.sh; fi
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# A full run builds the workspace for four releases: say what disk it has, so
+# that a run that fills it is not a mystery.
+say "Free disk for target/: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 log=$(mktemp /tmp/pgssl-test-log.XXXXXX)
 pgdata_parent=$(mktemp -d /tmp/pgssl-pgrx-test.XXXXXX)
 trap 'rm -rf "$pgdata_parent" "$log"' EXIT
