@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clients::{BenchResult, Contender};
+use crate::cores::{self, PerOp};
 use crate::report::{ratio_text, Row, Section, Target};
 use crate::Scale;
 
@@ -108,7 +109,14 @@ pub async fn rust_rate(contender: &Arc<Contender>, total: u32, tasks: u32) -> Be
     Ok(f64::from(per_task * tasks) / start.elapsed().as_secs_f64())
 }
 
-async fn rate(entry: &Entry, pgbench: &Arc<Pgbench>, total: u32, tasks: u32) -> BenchResult<f64> {
+/// Connections/s of `entry`, and the CPU each connection took on either side.
+async fn rate(
+    entry: &Entry,
+    pgbench: &Arc<Pgbench>,
+    total: u32,
+    tasks: u32,
+) -> BenchResult<(f64, Option<PerOp>)> {
+    let mark = cores::mark();
     let rate = match &entry.way {
         Way::Rust(contender) => rust_rate(contender, total, tasks).await,
         Way::Pgbench(conninfo) => {
@@ -119,7 +127,24 @@ async fn rate(entry: &Entry, pgbench: &Arc<Pgbench>, total: u32, tasks: u32) -> 
             .await?
         }
     };
-    rate.map_err(|e| format!("connection set-up, {}: {e}", entry.name).into())
+    let rate = rate.map_err(|e| format!("connection set-up, {}: {e}", entry.name))?;
+    // Both ways make (total / tasks).max(1) connections per task.
+    let connections = f64::from((total / tasks).max(1) * tasks);
+    Ok((rate, mark.and_then(|m| m.per_op(connections))))
+}
+
+/// The rates of one contender, one per round, and the CPU split of each.
+#[derive(Default)]
+struct Samples {
+    rates: Vec<f64>,
+    cpu: Vec<PerOp>,
+}
+
+impl Samples {
+    fn push(&mut self, (rate, cpu): (f64, Option<PerOp>)) {
+        self.rates.push(rate);
+        self.cpu.extend(cpu);
+    }
 }
 
 /// `items` starting at position `round` (modulo their count), wrapping around.
@@ -138,8 +163,8 @@ pub async fn run(
     for entry in entries {
         rate(entry, &pgbench, 2, 1).await?;
     }
-    let mut sequential: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut concurrent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut sequential: BTreeMap<&str, Samples> = BTreeMap::new();
+    let mut concurrent: BTreeMap<&str, Samples> = BTreeMap::new();
     for round in 0..scale.rounds {
         eprintln!("  connection set-up, round {}/{}", round + 1, scale.rounds);
         // Each round starts with another contender, so that none always runs
@@ -163,7 +188,11 @@ pub async fn run(
              client builds its TLS configuration once and reuses it. libpq is pgbench `-C` with \
              a one-line `SELECT 1` script and the same files (its tps includes the connection \
              times). Plaintext logs in with `trust` over TCP. Ratio: against libpq with the \
-             same key (plaintext: against plaintext libpq)."
+             same key (plaintext: against plaintext libpq). CPU per connection: the busy \
+             time of the server's core and of the client's core over each round (from \
+             `/proc/stat`, kernel work on either core included), divided by the connections \
+             made, medians over the rounds; a server core near 100 % busy bounds the rate \
+             whatever the client does."
         )
     };
     let seq = section(
@@ -185,19 +214,22 @@ fn section(
     title: &str,
     intro: &str,
     entries: &[Entry],
-    samples: &BTreeMap<&str, Vec<f64>>,
+    samples: &BTreeMap<&str, Samples>,
 ) -> Section {
     let mut s = Section::new(title, "conn/s", intro);
     for entry in entries {
         s.rows
-            .push(Row::new(&entry.name, &samples[entry.name.as_str()]));
+            .push(Row::new(&entry.name, &samples[entry.name.as_str()].rates));
     }
     for entry in entries {
         let libpq = s.median(&entry.libpq);
         let mine = s.median(&entry.name);
-        if entry.name != entry.libpq {
-            s.row_mut(&entry.name).ratio = Some(ratio_text(mine, libpq, "libpq"));
-        }
+        let cpu = cores::text(&samples[entry.name.as_str()].cpu, "connection", "ms", 1e3);
+        let ratio = (entry.name != entry.libpq).then(|| ratio_text(mine, libpq, "libpq"));
+        s.row_mut(&entry.name).ratio = match (ratio, cpu) {
+            (Some(r), Some(c)) => Some(format!("{r}; {c}")),
+            (r, c) => r.or(c),
+        };
     }
     // The issue's targets are stated for EC P-256 certificates.
     let pgssl = s.median(PGSSL_EC);

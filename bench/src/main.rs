@@ -14,6 +14,7 @@
 
 mod clients;
 mod connect;
+mod cores;
 mod instructions;
 mod memory;
 mod pin;
@@ -201,6 +202,9 @@ async fn run(options: &Options) -> BenchResult<()> {
     cluster.sql("CREATE ROLE bench LOGIN; CREATE EXTENSION sslinfo");
     let pinning = pin::pin(&cluster.data_dir);
     eprintln!("pgssl-bench: {pinning}");
+    if pinning.starts_with("server pinned") {
+        cores::enable();
+    }
     let ec = cluster.client_cert(&[("CN", "bench")]);
     let rsa =
         cluster.issue_client(&CertSpec::client(&[("CN", "bench")]).key_type(KeyType::Rsa2048));

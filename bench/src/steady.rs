@@ -8,6 +8,7 @@ use futures_util::TryStreamExt;
 
 use crate::clients::{BenchResult, Session};
 use crate::connect::Pgbench;
+use crate::cores::{self, PerOp};
 use crate::report::{ratio_text, Row, Section, Target};
 use crate::Scale;
 
@@ -28,7 +29,8 @@ async fn round_trips(session: &Session, n: u32) -> BenchResult<f64> {
     Ok(f64::from(n) / start.elapsed().as_secs_f64())
 }
 
-async fn copy_out(session: &Session) -> BenchResult<f64> {
+/// MB/s, and the MB read.
+async fn copy_out(session: &Session) -> BenchResult<(f64, f64)> {
     let start = Instant::now();
     let stream = session.client.copy_out("COPY bench_copy TO STDOUT").await?;
     futures_util::pin_mut!(stream);
@@ -36,7 +38,43 @@ async fn copy_out(session: &Session) -> BenchResult<f64> {
     while let Some(chunk) = stream.try_next().await? {
         bytes += chunk.len();
     }
-    Ok(bytes as f64 / 1e6 / start.elapsed().as_secs_f64())
+    let mb = bytes as f64 / 1e6;
+    Ok((mb / start.elapsed().as_secs_f64(), mb))
+}
+
+/// Figures of one contender, one per round, and the CPU split of each.
+#[derive(Default)]
+struct Samples {
+    rates: Vec<f64>,
+    cpu: Vec<PerOp>,
+}
+
+impl Samples {
+    fn push(&mut self, rate: f64, cpu: Option<PerOp>) {
+        self.rates.push(rate);
+        self.cpu.extend(cpu);
+    }
+}
+
+/// Each row's ratio against `reference`, with its CPU split appended.
+fn ratios(
+    section: &mut Section,
+    samples: &BTreeMap<&str, Samples>,
+    reference: &str,
+    per: &str,
+    unit: &str,
+    scale: f64,
+) {
+    let base = section.median(reference);
+    for row in &mut section.rows {
+        let ratio =
+            (row.name != reference).then(|| ratio_text(row.stats.median, base, "plaintext"));
+        let cpu = cores::text(&samples[row.name.as_str()].cpu, per, unit, scale);
+        row.ratio = match (ratio, cpu) {
+            (Some(r), Some(c)) => Some(format!("{r}; {c}")),
+            (r, c) => r.or(c),
+        };
+    }
 }
 
 /// Names of the rows the ratios and targets refer to.
@@ -52,8 +90,8 @@ pub async fn run(
     libpq_conninfo: &str,
     scale: &Scale,
 ) -> BenchResult<Vec<Section>> {
-    let mut trips: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut copies: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut trips: BTreeMap<&str, Samples> = BTreeMap::new();
+    let mut copies: BTreeMap<&str, Samples> = BTreeMap::new();
     const LIBPQ: &str = "libpq (pgbench, one connection, TLS)";
     // Warm-up: caches, and the table into the OS page cache.
     for (name, session) in sessions {
@@ -66,23 +104,22 @@ pub async fn run(
     }
     for round in 0..scale.rounds {
         eprintln!("  steady state, round {}/{}", round + 1, scale.rounds);
+        let n = f64::from(scale.round_trips);
         for (name, session) in crate::connect::rotated(sessions, round) {
-            trips
-                .entry(name)
-                .or_default()
-                .push(round_trips(session, scale.round_trips).await?);
+            let mark = cores::mark();
+            let rate = round_trips(session, scale.round_trips).await?;
+            let cpu = mark.and_then(|m| m.per_op(n));
+            trips.entry(name).or_default().push(rate, cpu);
         }
-        trips.entry(LIBPQ).or_default().push(pgbench.tps(
-            libpq_conninfo,
-            1,
-            scale.round_trips,
-            false,
-        )?);
+        let mark = cores::mark();
+        let rate = pgbench.tps(libpq_conninfo, 1, scale.round_trips, false)?;
+        let cpu = mark.and_then(|m| m.per_op(n));
+        trips.entry(LIBPQ).or_default().push(rate, cpu);
         for (name, session) in crate::connect::rotated(sessions, round) {
-            copies
-                .entry(name)
-                .or_default()
-                .push(copy_out(session).await?);
+            let mark = cores::mark();
+            let (rate, mb) = copy_out(session).await?;
+            let cpu = mark.and_then(|m| m.per_op(mb));
+            copies.entry(name).or_default().push(rate, cpu);
         }
     }
 
@@ -91,19 +128,18 @@ pub async fn run(
         "round trips/s",
         "`SELECT 1` with the simple-query protocol, one at a time, over one open connection. \
          TLS rows use a client certificate (EC P-256) and verify-full. libpq is pgbench \
-         without `-C` (one connection, the same script). Ratio: against plaintext.",
+         without `-C` (one connection, the same script). Ratio: against plaintext. CPU \
+         per round trip: the busy time of the server's core and of the client's core \
+         over each round (from `/proc/stat`, kernel work on either core included), \
+         divided by the round trips, medians over the rounds.",
     );
     for (name, _) in sessions {
-        rt.rows.push(Row::new(*name, &trips[name]));
+        rt.rows.push(Row::new(*name, &trips[name].rates));
     }
-    rt.rows.push(Row::new(LIBPQ, &trips[LIBPQ]));
+    rt.rows.push(Row::new(LIBPQ, &trips[LIBPQ].rates));
     let plain = rt.median(PLAIN);
     let openssl = rt.median(OPENSSL);
-    for row in &mut rt.rows {
-        if row.name != PLAIN {
-            row.ratio = Some(ratio_text(row.stats.median, plain, "plaintext"));
-        }
-    }
+    ratios(&mut rt, &trips, PLAIN, "round trip", "µs", 1e6);
     let pgssl = rt.median(PGSSL);
     rt.row_mut(PGSSL).targets = vec![
         Target::at_least("≥ 0.97× plaintext", pgssl / plain, 0.97, "×"),
@@ -115,21 +151,18 @@ pub async fn run(
         "MB/s",
         &format!(
             "`COPY bench_copy TO STDOUT` of {} rows (about {:.0} MB of text; MB = 10⁶ bytes), \
-             read as a stream, over one open connection. Ratio: against plaintext.",
+             read as a stream, over one open connection. Ratio: against plaintext. CPU \
+             per MB: as for round trips, divided by the MB read.",
             scale.copy_rows,
             f64::from(scale.copy_rows) * 250.0 / 1e6
         ),
     );
     for (name, _) in sessions {
-        cp.rows.push(Row::new(*name, &copies[name]));
+        cp.rows.push(Row::new(*name, &copies[name].rates));
     }
     let plain = cp.median(PLAIN);
     let openssl = cp.median(OPENSSL);
-    for row in &mut cp.rows {
-        if row.name != PLAIN {
-            row.ratio = Some(ratio_text(row.stats.median, plain, "plaintext"));
-        }
-    }
+    ratios(&mut cp, &copies, PLAIN, "MB", "ms", 1e3);
     let pgssl = cp.median(PGSSL);
     cp.row_mut(PGSSL).targets = vec![
         Target::at_least("≥ 1.0× postgres-openssl", pgssl / openssl, 1.0, "×"),
