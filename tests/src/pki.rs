@@ -34,6 +34,8 @@ pub enum KeyType {
     Ed25519,
     /// ECDSA on P-384.
     EcP384,
+    /// ECDSA on P-521: libpq accepts it; rustls verifies it with aws-lc-rs, not ring.
+    EcP521,
     /// RSA-PSS, 2048 bits: a key whose SubjectPublicKeyInfo says id-RSASSA-PSS, so TLS
     /// signs with `rsa_pss_pss_*` and certificates it signs carry an RSASSA-PSS signature.
     RsaPss2048,
@@ -54,6 +56,10 @@ impl KeyType {
                 let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap();
                 PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
             }
+            KeyType::EcP521 => {
+                let group = EcGroup::from_curve_name(Nid::SECP521R1).unwrap();
+                PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+            }
             KeyType::RsaPss2048 => {
                 // The openssl crate has no RSA-PSS key generation; the openssl tool does.
                 let out = std::process::Command::new("openssl")
@@ -71,6 +77,7 @@ impl KeyType {
         match self {
             KeyType::Ed25519 => MessageDigest::null(),
             KeyType::EcP384 => MessageDigest::sha384(),
+            KeyType::EcP521 => MessageDigest::sha512(),
             _ => MessageDigest::sha256(),
         }
     }

@@ -1,5 +1,5 @@
 //! SCRAM channel binding against psql: server certificates signed with Ed25519, RSA-PSS,
-//! ECDSA P-384 and RSA (each CA's key of the same type as the server's), every
+//! ECDSA P-384, ECDSA P-521 and RSA (each CA's key of the same type as the server's), every
 //! `channel_binding` with sslmode require and verify-full, SCRAM and `cert` authentication:
 //! pgssl connects exactly when psql does. Where the certificate's signature has no hash for
 //! `tls-server-end-point` (Ed25519, RSASSA-PSS), libpq refuses SCRAM unless
@@ -45,6 +45,9 @@ async fn channel_binding_matches_psql_for_every_signature_algorithm() {
         ("Ed25519", KeyType::Ed25519),
         ("RSA-PSS", KeyType::RsaPss2048),
         ("ECDSA P-384", KeyType::EcP384),
+        // The server signs the handshake with P-521: rustls verifies that only with
+        // the aws-lc-rs provider (ring has no P-521), so this row holds the provider choice.
+        ("ECDSA P-521", KeyType::EcP521),
         ("RSA", KeyType::Rsa2048),
     ] {
         let ca = Ca::with_key_type(&format!("{name} server CA"), key_type);
@@ -105,6 +108,9 @@ async fn channel_binding_matches_psql_for_every_signature_algorithm() {
         }
         if *name == "RSA" && *binding != "require" {
             assert!(*psql_ok, "{line}");
+        }
+        if *name == "ECDSA P-521" && *binding != "require" {
+            assert!(*psql_ok, "P-521 keys must be reachable: {line}");
         }
         if *name == "RSA-PSS" && *binding == "disable" {
             assert!(*psql_ok, "RSA-PSS keys must be reachable: {line}");
