@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clients::{BenchResult, Contender};
-use crate::cores::{self, PerOp};
+use crate::cores::{self, PerOp, Samples};
 use crate::report::{ratio_text, Row, Section, Target};
 use crate::Scale;
 
@@ -133,20 +133,6 @@ async fn rate(
     Ok((rate, mark.and_then(|m| m.per_op(connections))))
 }
 
-/// The rates of one contender, one per round, and the CPU split of each.
-#[derive(Default)]
-struct Samples {
-    rates: Vec<f64>,
-    cpu: Vec<PerOp>,
-}
-
-impl Samples {
-    fn push(&mut self, (rate, cpu): (f64, Option<PerOp>)) {
-        self.rates.push(rate);
-        self.cpu.extend(cpu);
-    }
-}
-
 /// `items` starting at position `round` (modulo their count), wrapping around.
 pub fn rotated<T>(items: &[T], round: usize) -> impl Iterator<Item = &T> {
     let start = round % items.len().max(1);
@@ -171,12 +157,12 @@ pub async fn run(
         // right after the same neighbour (e.g. while the backends of the
         // previous block are still exiting).
         for entry in rotated(entries, round) {
-            let r = rate(entry, &pgbench, scale.connections, 1).await?;
-            sequential.entry(&entry.name).or_default().push(r);
+            let (r, cpu) = rate(entry, &pgbench, scale.connections, 1).await?;
+            sequential.entry(&entry.name).or_default().push(r, cpu);
         }
         for entry in rotated(entries, round) {
-            let r = rate(entry, &pgbench, scale.connections * 2, CONCURRENCY).await?;
-            concurrent.entry(&entry.name).or_default().push(r);
+            let (r, cpu) = rate(entry, &pgbench, scale.connections * 2, CONCURRENCY).await?;
+            concurrent.entry(&entry.name).or_default().push(r, cpu);
         }
     }
     let intro = |how: &str| {
@@ -226,10 +212,7 @@ fn section(
         let mine = s.median(&entry.name);
         let cpu = cores::text(&samples[entry.name.as_str()].cpu, "connection", "ms", 1e3);
         let ratio = (entry.name != entry.libpq).then(|| ratio_text(mine, libpq, "libpq"));
-        s.row_mut(&entry.name).ratio = match (ratio, cpu) {
-            (Some(r), Some(c)) => Some(format!("{r}; {c}")),
-            (r, c) => r.or(c),
-        };
+        s.row_mut(&entry.name).ratio = cores::join(ratio, cpu);
     }
     // The targets are stated for EC P-256 certificates.
     let pgssl = s.median(PGSSL_EC);

@@ -100,3 +100,28 @@ pub fn text(samples: &[PerOp], what: &str, unit: &str, scale: f64) -> Option<Str
         crate::report::fmt_num(median(|p| p.client) * scale),
     ))
 }
+
+/// The figures of one contender, one per round, and the CPU split of each.
+#[derive(Default)]
+pub struct Samples {
+    /// The figure of each round.
+    pub rates: Vec<f64>,
+    /// The CPU split of each round, where there is one.
+    pub cpu: Vec<PerOp>,
+}
+
+impl Samples {
+    /// Adds one round.
+    pub fn push(&mut self, rate: f64, cpu: Option<PerOp>) {
+        self.rates.push(rate);
+        self.cpu.extend(cpu);
+    }
+}
+
+/// A row's ratio text and its CPU text, joined by `; ` where both exist.
+pub fn join(ratio: Option<String>, cpu: Option<String>) -> Option<String> {
+    match (ratio, cpu) {
+        (Some(r), Some(c)) => Some(format!("{r}; {c}")),
+        (r, c) => r.or(c),
+    }
+}

@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 
 use crate::clients::{BenchResult, Session};
 use crate::connect::Pgbench;
-use crate::cores::{self, PerOp};
+use crate::cores::{self, Samples};
 use crate::report::{ratio_text, Row, Section, Target};
 use crate::Scale;
 
@@ -42,20 +42,6 @@ async fn copy_out(session: &Session) -> BenchResult<(f64, f64)> {
     Ok((mb / start.elapsed().as_secs_f64(), mb))
 }
 
-/// Figures of one contender, one per round, and the CPU split of each.
-#[derive(Default)]
-struct Samples {
-    rates: Vec<f64>,
-    cpu: Vec<PerOp>,
-}
-
-impl Samples {
-    fn push(&mut self, rate: f64, cpu: Option<PerOp>) {
-        self.rates.push(rate);
-        self.cpu.extend(cpu);
-    }
-}
-
 /// Each row's ratio against `reference`, with its CPU split appended.
 fn ratios(
     section: &mut Section,
@@ -70,10 +56,7 @@ fn ratios(
         let ratio =
             (row.name != reference).then(|| ratio_text(row.stats.median, base, "plaintext"));
         let cpu = cores::text(&samples[row.name.as_str()].cpu, per, unit, scale);
-        row.ratio = match (ratio, cpu) {
-            (Some(r), Some(c)) => Some(format!("{r}; {c}")),
-            (r, c) => r.or(c),
-        };
+        row.ratio = cores::join(ratio, cpu);
     }
 }
 
