@@ -36,51 +36,6 @@ const COLLECTED: [&str; 13] = [
     "ssl_issuer_dn",
 ];
 
-/// (row, expression, its sslinfo counterpart row, goal of the ratio).
-const FUNCTIONS: [(&str, &str, &str, f64); 9] = [
-    (
-        "pgssl.client_cn()",
-        "pgssl.client_cn()",
-        "ssl_client_dn_field('CN')",
-        0.1,
-    ),
-    (
-        "pgssl.client_dn_field('CN')",
-        "pgssl.client_dn_field('CN')",
-        "ssl_client_dn_field('CN')",
-        0.5,
-    ),
-    (
-        "pgssl.client_dn()",
-        "pgssl.client_dn()",
-        "ssl_client_dn()",
-        0.5,
-    ),
-    (
-        "pgssl.client_serial()",
-        "pgssl.client_serial()",
-        "ssl_client_serial()",
-        0.5,
-    ),
-    (
-        "pgssl.session_info()",
-        "pgssl.session_info()",
-        SSLINFO_7,
-        1.0,
-    ),
-    (
-        "ssl_client_dn_field('CN')",
-        "ssl_client_dn_field('CN')",
-        "",
-        0.0,
-    ),
-    ("ssl_client_dn()", "ssl_client_dn()", "", 0.0),
-    ("ssl_client_serial()", "ssl_client_serial()", "", 0.0),
-    (SSLINFO_7, crate::session_fns::SSLINFO_FACTS, "", 0.0),
-];
-
-const SSLINFO_7: &str = "sslinfo, the same facts (7 calls)";
-
 /// Calls per session-function sample, and certificates per signing sample.
 const CALLS: u32 = 2_000;
 const SIGNINGS: usize = 100;
@@ -255,13 +210,13 @@ async fn measure(probe: &Probe<'_>, out_dir: &Path) -> BenchResult<Section> {
              sections above."
         ),
     );
-    for (name, expr, _, _) in FUNCTIONS {
+    for (name, expr, _, _) in crate::session_fns::CALLS {
         let sql = format!("SELECT count({expr}) FROM generate_series(1, {CALLS})");
         let (total, _) = collected(probe.bench, out_dir, "", &sql, &[]).await?;
         s.rows
             .push(Row::new(name, &[total as f64 / f64::from(CALLS)]));
     }
-    for (name, _, counterpart, goal) in FUNCTIONS {
+    for (name, _, counterpart, goal) in crate::session_fns::CALLS {
         if counterpart.is_empty() {
             continue;
         }

@@ -13,8 +13,9 @@ use crate::Scale;
 pub(crate) const SSLINFO_FACTS: &str = "ROW(ssl_is_used(), ssl_version(), ssl_cipher(), \
      ssl_client_cert_present(), ssl_client_serial(), ssl_client_dn(), ssl_issuer_dn())";
 
-/// (row name, expression, counterpart row, per-call goal against it).
-const CALLS: [(&str, &str, &str, f64); 9] = [
+/// (row name, expression, counterpart row, per-call goal against it): the rows of
+/// this section and of the instruction counts.
+pub(crate) const CALLS: [(&str, &str, &str, f64); 9] = [
     (
         "pgssl.client_cn()",
         "pgssl.client_cn()",
