@@ -687,6 +687,20 @@ impl TlsCluster {
         )
     }
 
+    /// Runs `sql` from a file with `conninfo`, `VERBOSITY=verbose` so that errors carry
+    /// their SQLSTATE; psql's output, succeeded or not.
+    pub fn psql_script(&self, conninfo: &str, sql: &str) -> std::process::Output {
+        let file = self
+            .dir("sql")
+            .join(format!("q{}.sql", crate::unique_suffix()));
+        std::fs::write(&file, sql).unwrap();
+        self.psql_command(conninfo)
+            .args(["-v", "VERBOSITY=verbose", "-f"])
+            .arg(&file)
+            .output()
+            .expect("psql")
+    }
+
     /// Runs a query that returns one JSON value and parses it.
     pub fn psql_json(&self, conninfo: &str, sql: &str) -> serde_json::Value {
         let text = self.psql_ok(conninfo, sql);

@@ -16,29 +16,15 @@ use pgssl_tests::{
 
 // ---------------------------------------------------------------- helpers
 
-/// Runs `sql` from a file (no size limit), errors with their SQLSTATE.
-fn run_sql(cluster: &TlsCluster, conninfo: &str, sql: &str) -> Output {
-    let file = cluster
-        .dir("sql")
-        .join(format!("q{}.sql", pgssl_tests::unique_suffix()));
-    fs::write(&file, sql).unwrap();
-    cluster
-        .psql_command(conninfo)
-        .args(["-v", "VERBOSITY=verbose", "-f"])
-        .arg(&file)
-        .output()
-        .expect("psql")
-}
-
 /// `sql` as `role` over the socket; stdout, or panics with stderr.
 fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
-    let out = run_sql(cluster, &cluster.socket_conninfo(role), sql);
+    let out = cluster.psql_script(&cluster.socket_conninfo(role), sql);
     stdout_ok(&out, &format!("as {role}: {sql}"))
 }
 
 /// Asserts that `sql` as `role` fails with `sqlstate`; returns the error text.
 fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> String {
-    let out = run_sql(cluster, &cluster.socket_conninfo(role), sql);
+    let out = cluster.psql_script(&cluster.socket_conninfo(role), sql);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "as {role}: {sql:.200} succeeded");
     assert!(
@@ -324,8 +310,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
     );
     // A serial the registry does not know (a certificate whose issuing
     // transaction rolled back) is recorded with a WARNING, not refused.
-    let out = run_sql(
-        &cluster,
+    let out = cluster.psql_script(
         &cluster.socket_conninfo("postgres"),
         "SELECT pgssl.revoke('00ff', 'unspecified')",
     );
@@ -535,8 +520,7 @@ fn privileges() {
         "SELECT pgssl.ca_cert() IS NOT NULL; SET pgssl.ca_key_file = '/tmp/mine.key'",
         "42501",
     );
-    let out = run_sql(
-        &cluster,
+    let out = cluster.psql_script(
         &cluster.socket_conninfo("nobody"),
         "SET pgssl.ca_cert_file = '/tmp/mine.crt'; SELECT pgssl.ca_cert() IS NOT NULL",
     );
@@ -794,7 +778,7 @@ fn a_standby_refuses_to_sign_with_25006() {
         "SELECT pgssl.install_crl()".into(),
         "SELECT pgssl.init_ca()".into(),
     ] {
-        let out = run_sql(&standby, &conninfo, &sql);
+        let out = standby.psql_script(&conninfo, &sql);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("ERROR:  25006:") && stderr.contains("during recovery"),

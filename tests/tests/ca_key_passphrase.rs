@@ -38,16 +38,9 @@ fn command_printing(cluster: &TlsCluster, passphrase: &str) -> String {
     format!("{} \"%p\"", path.display())
 }
 
-/// Runs `sql` from a file as `role` over the socket, with errors' SQLSTATEs.
+/// Runs `sql` as `role` over the socket, with errors' SQLSTATEs.
 fn run_sql(cluster: &TlsCluster, role: &str, sql: &str) -> Output {
-    let file = cluster.dir("sql").join(format!("q{}.sql", unique_suffix()));
-    fs::write(&file, sql).unwrap();
-    cluster
-        .psql_command(&cluster.socket_conninfo(role))
-        .args(["-v", "VERBOSITY=verbose", "-f"])
-        .arg(&file)
-        .output()
-        .expect("psql")
+    cluster.psql_script(&cluster.socket_conninfo(role), sql)
 }
 
 fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {

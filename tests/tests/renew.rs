@@ -20,20 +20,6 @@ use pgssl_tests::{
 
 // ---------------------------------------------------------------- helpers
 
-/// Runs `sql` from a file with `conninfo`, errors with their SQLSTATE.
-fn run_sql(cluster: &TlsCluster, conninfo: &str, sql: &str) -> Output {
-    let file = cluster
-        .dir("sql")
-        .join(format!("q{}.sql", pgssl_tests::unique_suffix()));
-    fs::write(&file, sql).unwrap();
-    cluster
-        .psql_command(conninfo)
-        .args(["-v", "VERBOSITY=verbose", "-f"])
-        .arg(&file)
-        .output()
-        .expect("psql")
-}
-
 /// Asserts that `out` failed with `sqlstate` and a message containing `reason`.
 fn assert_refused(out: &Output, sqlstate: &str, reason: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -56,7 +42,7 @@ fn set_and_reload(cluster: &TlsCluster, name: &str, value: &str) {
     let sql =
         format!("LOAD 'pgssl';\nALTER SYSTEM SET {name} = '{value}';\nSELECT pg_reload_conf();");
     stdout_ok(
-        &run_sql(cluster, &cluster.socket_conninfo("postgres"), &sql),
+        &cluster.psql_script(&cluster.socket_conninfo("postgres"), &sql),
         &sql,
     );
     wait_until(
@@ -122,7 +108,7 @@ fn password_login(cluster: &TlsCluster, role: &str) -> String {
 fn enroll(cluster: &TlsCluster, role: &str) -> Held {
     let key = KeyType::EcP256.generate();
     let sql = format!("SELECT pgssl.enroll({})", lit(&csr_pem(&[role], &key)));
-    let out = run_sql(cluster, &password_login(cluster, role), &sql);
+    let out = cluster.psql_script(&password_login(cluster, role), &sql);
     hold(cluster, &stdout_ok(&out, "enroll"), &key)
 }
 
@@ -135,7 +121,7 @@ fn renew_as(
 ) -> (Output, PKey<Private>) {
     let key = key_type.generate();
     let sql = format!("SELECT pgssl.renew({})", lit(&csr_pem(&[cn], &key)));
-    (run_sql(cluster, conninfo, &sql), key)
+    (cluster.psql_script(conninfo, &sql), key)
 }
 
 /// The serial the server sees for a login with `held`'s files, or psql's error.
@@ -216,16 +202,16 @@ fn a_certificate_renews_itself_and_everything_else_is_refused() {
     assert_refused(&out, "42501", "is for common name \"bob\"");
     let (out, _) = renew_as(&cluster, &second_login, "alice", KeyType::Rsa1024);
     assert_refused(&out, "22023", "1024");
-    let out = run_sql(&cluster, &second_login, "SELECT pgssl.renew('garbage')");
+    let out = cluster.psql_script(&second_login, "SELECT pgssl.renew('garbage')");
     assert_refused(&out, "22023", "no PEM certificate signing request found");
-    let out = run_sql(&cluster, &second_login, "SELECT pgssl.renew(NULL)");
+    let out = cluster.psql_script(&second_login, "SELECT pgssl.renew(NULL)");
     assert_refused(&out, "22004", "csr");
     let key = KeyType::EcP256.generate();
     let sql = format!(
         "BEGIN READ ONLY;\nSELECT pgssl.renew({});",
         lit(&csr_pem(&["alice"], &key))
     );
-    let out = run_sql(&cluster, &second_login, &sql);
+    let out = cluster.psql_script(&second_login, &sql);
     assert_refused(&out, "25006", "in a read-only transaction");
     assert_eq!(registry_rows(&cluster), rows);
 
@@ -312,11 +298,7 @@ fn an_expired_or_foreign_certificate_is_refused() {
         "SELECT pgssl.client_serial_hex(); SELECT pg_sleep(6); SELECT pgssl.renew({})",
         lit(&csr_pem(&["alice"], &key))
     );
-    let out = run_sql(
-        &cluster,
-        &cluster.verify_full("alice", Some(&held.files)),
-        &sql,
-    );
+    let out = cluster.psql_script(&cluster.verify_full("alice", Some(&held.files)), &sql);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&held.serial),
         "the session did not log in with the short certificate: {}",
@@ -377,7 +359,7 @@ fn renew_revokes_previous_and_the_crl_refuses_the_old_certificate() {
         "BEGIN; SELECT pgssl.renew({}) IS NOT NULL; ROLLBACK;",
         lit(&csr_pem(&["alice"], &key))
     );
-    stdout_ok(&run_sql(&cluster, &login, &sql), "renew, rolled back");
+    stdout_ok(&cluster.psql_script(&login, &sql), "renew, rolled back");
     assert_eq!(
         cluster.sql("SELECT count(*) || ' ' || count(revoked_at) FROM pgssl.issued_certs"),
         "1 0"
