@@ -19,21 +19,7 @@ fn facts_of(c: &X509, now: i64) -> ServerCertFacts {
         cert::fingerprint_sha256(c),
         cert::extensions(c),
     );
-    let key = cert::key_info(c);
-    let sans = cert::subject_alt_names(c)
-        .iter()
-        .filter(|s| s.starts_with("DNS:") || s.starts_with("IP:"))
-        .count();
-    ServerCertFacts {
-        not_after: cert::unix_seconds(c.not_after()).unwrap_or(now),
-        san_count: sans,
-        version: c.version() + 1,
-        key_algorithm: key
-            .as_ref()
-            .map(|k| k.algorithm.clone())
-            .unwrap_or_default(),
-        key_bits: key.map(|k| k.bits).unwrap_or(0),
-    }
+    ServerCertFacts::of(c, now)
 }
 
 fuzz_target!(|data: &[u8]| {

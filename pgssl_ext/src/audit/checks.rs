@@ -57,6 +57,27 @@ pub struct ServerCertFacts {
     pub key_bits: u32,
 }
 
+impl ServerCertFacts {
+    /// The facts of certificate `c`; `now` stands in for an unreadable `notAfter`.
+    pub fn of(c: &openssl::x509::X509Ref, now: i64) -> ServerCertFacts {
+        let key = crate::cert::key_info(c);
+        let sans = crate::cert::subject_alt_names(c)
+            .iter()
+            .filter(|s| s.starts_with("DNS:") || s.starts_with("IP:"))
+            .count();
+        ServerCertFacts {
+            not_after: crate::cert::unix_seconds(c.not_after()).unwrap_or(now),
+            san_count: sans,
+            version: c.version() + 1,
+            key_algorithm: key
+                .as_ref()
+                .map(|k| k.algorithm.clone())
+                .unwrap_or_default(),
+            key_bits: key.map(|k| k.bits).unwrap_or(0),
+        }
+    }
+}
+
 /// One line of `pg_hba.conf`, as `pg_hba_file_rules` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HbaRule {

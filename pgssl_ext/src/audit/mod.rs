@@ -102,24 +102,6 @@ fn tls_settings() -> versions::TlsSettings {
     }
 }
 
-fn server_cert_facts(c: &X509, now: i64) -> ServerCertFacts {
-    let key = cert::key_info(c);
-    let sans = cert::subject_alt_names(c)
-        .iter()
-        .filter(|s| s.starts_with("DNS:") || s.starts_with("IP:"))
-        .count();
-    ServerCertFacts {
-        not_after: cert::unix_seconds(c.not_after()).unwrap_or(now),
-        san_count: sans,
-        version: c.version() + 1,
-        key_algorithm: key
-            .as_ref()
-            .map(|k| k.algorithm.clone())
-            .unwrap_or_default(),
-        key_bits: key.map(|k| k.bits).unwrap_or(0),
-    }
-}
-
 /// Whether `ssl_key_file` holds the private key of `c`. The key is only
 /// compared, never kept or shown; a key behind a passphrase cannot be told.
 fn key_matches(c: &X509) -> Result<bool, String> {
@@ -186,7 +168,7 @@ fn gather() -> Facts {
     let chain = read_server_chain();
     let (server_cert, key_matches) = match &chain {
         Ok((_, certs)) => (
-            Some(Ok(server_cert_facts(&certs[0], now))),
+            Some(Ok(ServerCertFacts::of(&certs[0], now))),
             Some(key_matches(&certs[0])),
         ),
         Err(e) => (Some(Err(e.message())), None),
