@@ -102,14 +102,21 @@ fn set_up_printing(cluster: &TlsCluster, expected: &str) -> std::path::PathBuf {
     root
 }
 
-#[test]
-fn setup_turns_tls_on_for_both_names_and_the_audit_finds_no_failure() {
+/// A cluster with TLS off, password logins over TCP, no pgssl yet, and a role alice
+/// with a password: where `pgssl setup` starts.
+fn plain_cluster_with_alice() -> TlsCluster {
     let cluster = TlsCluster::builder()
         .bare()
         .hba(PLAIN_HBA)
         .without_extension()
         .start();
     cluster.sql("CREATE ROLE alice LOGIN PASSWORD 'secret'");
+    cluster
+}
+
+#[test]
+fn setup_turns_tls_on_for_both_names_and_the_audit_finds_no_failure() {
+    let cluster = plain_cluster_with_alice();
     assert_eq!(cluster.sql("SHOW ssl"), "off");
 
     let root = set_up(&cluster);
@@ -212,12 +219,7 @@ fn report_exits_non_zero_when_a_check_fails() {
 
 #[test]
 fn rotate_serves_a_new_certificate_while_open_connections_keep_working() {
-    let cluster = TlsCluster::builder()
-        .bare()
-        .hba(PLAIN_HBA)
-        .without_extension()
-        .start();
-    cluster.sql("CREATE ROLE alice LOGIN PASSWORD 'secret'");
+    let cluster = plain_cluster_with_alice();
     let root = set_up(&cluster);
     let conninfo = verify_full(&cluster, "localhost", &root);
     let before = checked_serial(&cluster, &conninfo);
@@ -340,12 +342,7 @@ fn setup_refuses_bad_names_and_changes_nothing() {
 
 #[test]
 fn setup_writes_encrypted_ca_keys_when_a_passphrase_command_is_set() {
-    let cluster = TlsCluster::builder()
-        .bare()
-        .hba(PLAIN_HBA)
-        .without_extension()
-        .start();
-    cluster.sql("CREATE ROLE alice LOGIN PASSWORD 'secret'");
+    let cluster = plain_cluster_with_alice();
     let script = cluster.dir("secrets").join("pass.sh");
     std::fs::write(&script, "#!/bin/sh\necho 'setup pass phrase'\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

@@ -65,16 +65,9 @@ fn comparable(hex: &str) -> String {
     hex.trim_start_matches('0').to_lowercase()
 }
 
-async fn serial(client: &Object) -> String {
-    let hex: String = client
-        .query_one("SELECT pgssl.client_serial_hex()", &[])
-        .await
-        .expect("a query on an open connection")
-        .get(0);
-    comparable(&hex)
-}
-
-async fn bb8_serial(client: &tokio_postgres::Client) -> String {
+/// The serial of the client certificate a connection logged in with (a deadpool
+/// `Object` or a bb8 connection, both a `tokio_postgres::Client` underneath).
+async fn serial(client: &tokio_postgres::Client) -> String {
     let hex: String = client
         .query_one("SELECT pgssl.client_serial_hex()", &[])
         .await
@@ -160,7 +153,7 @@ async fn a_pool_presents_the_renewed_certificate_and_keeps_open_connections() {
         .await
         .unwrap();
     let bb8_first = bb8_pool.get().await.unwrap();
-    assert_eq!(bb8_serial(&bb8_first).await, serial1);
+    assert_eq!(serial(&bb8_first).await, serial1);
 
     // Renewal: a new key and certificate for the same role, each renamed into place.
     let (key2, cert2, serial2) = issue(&cluster, "alice");
@@ -184,12 +177,8 @@ async fn a_pool_presents_the_renewed_certificate_and_keeps_open_connections() {
         assert_eq!(serial(c).await, serial1, "an open connection stays up");
     }
     let bb8_second = bb8_pool.get().await.unwrap();
-    assert_eq!(
-        bb8_serial(&bb8_second).await,
-        serial2,
-        "bb8: a new connection"
-    );
-    assert_eq!(bb8_serial(&bb8_first).await, serial1, "bb8: an open one");
+    assert_eq!(serial(&bb8_second).await, serial2, "bb8: a new connection");
+    assert_eq!(serial(&bb8_first).await, serial1, "bb8: an open one");
 
     // Half-way through the next renewal: the new certificate beside the old key. That
     // attempt fails and names both files, as psql does; the pool is not broken by it.
@@ -262,8 +251,8 @@ async fn a_pool_presents_the_renewed_certificate_and_keeps_open_connections() {
             assert_eq!(&serial(c).await, expected);
         }
     }
-    assert_eq!(bb8_serial(&bb8_first).await, serial1);
-    assert_eq!(bb8_serial(&bb8_second).await, serial2);
+    assert_eq!(serial(&bb8_first).await, serial1);
+    assert_eq!(serial(&bb8_second).await, serial2);
     let alive = cluster.sql(
         "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
           WHERE usename = 'alice' AND ssl",

@@ -701,6 +701,26 @@ impl TlsCluster {
             .expect("psql")
     }
 
+    /// `sql` as `role` over the socket, through [`psql_script`](Self::psql_script);
+    /// stdout, or panics with stderr.
+    pub fn sql_as(&self, role: &str, sql: &str) -> String {
+        let out = self.psql_script(&self.socket_conninfo(role), sql);
+        crate::stdout_ok(&out, &format!("as {role}: {sql}"))
+    }
+
+    /// Asserts that `sql` as `role` over the socket fails with `sqlstate`; returns
+    /// psql's error text.
+    pub fn sql_error_as(&self, role: &str, sql: &str, sqlstate: &str) -> String {
+        let out = self.psql_script(&self.socket_conninfo(role), sql);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "as {role}: {sql:.200} succeeded");
+        assert!(
+            stderr.contains(&format!("ERROR:  {sqlstate}:")),
+            "as {role}: {sql:.200}\nexpected SQLSTATE {sqlstate}, got: {stderr}"
+        );
+        stderr
+    }
+
     /// Runs a query that returns one JSON value and parses it.
     pub fn psql_json(&self, conninfo: &str, sql: &str) -> serde_json::Value {
         let text = self.psql_ok(conninfo, sql);

@@ -10,29 +10,10 @@ use std::time::Duration;
 use openssl::pkey::PKey;
 use openssl::x509::{X509NameBuilder, X509};
 use pgssl_tests::{
-    csr_pem, openssl_csr, openssl_stdout, seed_recipe, stdout_ok, wait_until, CertFiles, KeyType,
-    TlsCluster,
+    csr_pem, openssl_csr, openssl_stdout, seed_recipe, wait_until, CertFiles, KeyType, TlsCluster,
 };
 
 // ---------------------------------------------------------------- helpers
-
-/// `sql` as `role` over the socket; stdout, or panics with stderr.
-fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
-    let out = cluster.psql_script(&cluster.socket_conninfo(role), sql);
-    stdout_ok(&out, &format!("as {role}: {sql}"))
-}
-
-/// Asserts that `sql` as `role` fails with `sqlstate`; returns the error text.
-fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> String {
-    let out = cluster.psql_script(&cluster.socket_conninfo(role), sql);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "as {role}: {sql:.200} succeeded");
-    assert!(
-        stderr.contains(&format!("ERROR:  {sqlstate}:")),
-        "as {role}: {sql:.200}\nexpected SQLSTATE {sqlstate}, got: {stderr}"
-    );
-    stderr
-}
 
 /// A dollar-quoted SQL literal.
 fn lit(text: &str) -> String {
@@ -50,8 +31,7 @@ fn trust_pgssl_ca(cluster: &TlsCluster) {
 
 /// `ALTER SYSTEM SET name = value`, reload, and wait until new sessions see it.
 fn set_and_reload(cluster: &TlsCluster, name: &str, value: &str) {
-    as_role(
-        cluster,
+    cluster.sql_as(
         "postgres",
         &format!("LOAD 'pgssl'; ALTER SYSTEM SET {name} = '{value}'"),
     );
@@ -75,11 +55,7 @@ fn enroll_with_cli(cluster: &TlsCluster, role: &str, key_args: &[&str]) -> CertF
     let dir = cluster.dir("clients");
     let (key, csr) = openssl_csr(&dir, role, &format!("/CN={role}"), key_args);
     let csr = fs::read_to_string(csr).unwrap();
-    let pem = as_role(
-        cluster,
-        role,
-        &format!("SELECT pgssl.enroll({})", lit(&csr)),
-    );
+    let pem = cluster.sql_as(role, &format!("SELECT pgssl.enroll({})", lit(&csr)));
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     let cert = dir.join(format!("{role}.crt"));
     fs::write(&cert, format!("{pem}\n")).unwrap();
@@ -203,8 +179,7 @@ fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
         0o600,
     );
     // ALTER SYSTEM knows pgssl's settings once the library is loaded.
-    as_role(
-        &cluster,
+    cluster.sql_as(
         "postgres",
         "LOAD 'pgssl'; ALTER SYSTEM SET pgssl.ca_cert_file = 'seed_ca.crt'; \
          ALTER SYSTEM SET pgssl.ca_key_file = 'seed_ca.key'",
@@ -223,11 +198,7 @@ fn the_seed_documents_rsa_ca_works_as_the_pgssl_ca() {
     let (key, csr) = openssl_csr(&dir, "bob", "/CN=bob", &["-text"]);
     let csr = fs::read_to_string(csr).unwrap();
     assert!(csr.starts_with("Certificate Request:"));
-    let pem = as_role(
-        &cluster,
-        "bob",
-        &format!("SELECT pgssl.enroll({})", lit(&csr)),
-    );
+    let pem = cluster.sql_as("bob", &format!("SELECT pgssl.enroll({})", lit(&csr)));
     fs::write(dir.join("bob.crt"), format!("{pem}\n")).unwrap();
     let bob = CertFiles {
         cert: dir.join("bob.crt"),
@@ -272,7 +243,7 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
     let bob = enroll_with_cli(&cluster, "bob", &["-newkey", "rsa:2048"]);
 
     // The CRL file the server reads; the first CRL is empty.
-    expect_error(&cluster, "postgres", "SELECT pgssl.install_crl()", "55000");
+    cluster.sql_error_as("postgres", "SELECT pgssl.install_crl()", "55000");
     set_and_reload(&cluster, "ssl_crl_file", "pgssl.crl");
     let path = cluster.sql("SELECT pgssl.install_crl()");
     assert_eq!(
@@ -321,13 +292,12 @@ fn revoke_and_install_crl_refuse_that_login_without_a_restart() {
         stderr.contains("WARNING:") && stderr.contains("not in pgssl.issued_certs"),
         "{stderr}"
     );
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         "postgres",
         &format!("SELECT pgssl.revoke('{serial}', 'because')"),
         "22023",
     );
-    expect_error(&cluster, "postgres", "SELECT pgssl.revoke('xyz')", "22023");
+    cluster.sql_error_as("postgres", "SELECT pgssl.revoke('xyz')", "22023");
 
     let path = cluster.sql("SELECT pgssl.install_crl()");
     // Refused as soon as the reload is through; bob's certificate still works.
@@ -413,8 +383,7 @@ fn a_csr_asking_for_ca_true_gets_a_certificate_that_cannot_sign() {
         ],
     );
     let csr_text = fs::read_to_string(&csr).unwrap();
-    let pem = as_role(
-        &cluster,
+    let pem = cluster.sql_as(
         "mallory",
         &format!("SELECT pgssl.enroll({})", lit(&csr_text)),
     );
@@ -499,23 +468,23 @@ fn privileges() {
         "INSERT INTO pgssl.issued_certs (serial) VALUES ('00')".to_string(),
         "SELECT nextval('pgssl.crl_number')".to_string(),
     ] {
-        let err = expect_error(&cluster, "nobody", &sql, "42501");
+        let err = cluster.sql_error_as("nobody", &sql, "42501");
         assert!(err.contains("permission denied"), "{err}");
     }
     // Anyone may read the CA certificate.
-    assert!(as_role(&cluster, "nobody", "SELECT pgssl.ca_cert()")
+    assert!(cluster
+        .sql_as("nobody", "SELECT pgssl.ca_cert()")
         .starts_with("-----BEGIN CERTIFICATE-----"));
     // Superuser-only even with EXECUTE granted.
     cluster.sql(
         "GRANT EXECUTE ON FUNCTION pgssl.install_crl(integer), pgssl.init_ca(text, integer, text) TO nobody",
     );
-    let err = expect_error(&cluster, "nobody", "SELECT pgssl.install_crl()", "42501");
+    let err = cluster.sql_error_as("nobody", "SELECT pgssl.install_crl()", "42501");
     assert!(err.contains("superusers only"), "{err}");
-    expect_error(&cluster, "nobody", "SELECT pgssl.init_ca()", "42501");
+    cluster.sql_error_as("nobody", "SELECT pgssl.init_ca()", "42501");
     // The settings are superuser-only: refused once the library is loaded,
     // and a placeholder set before that is dropped when it loads.
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         "nobody",
         "SELECT pgssl.ca_cert() IS NOT NULL; SET pgssl.ca_key_file = '/tmp/mine.key'",
         "42501",
@@ -530,8 +499,7 @@ fn privileges() {
     // A DBA's grant of sign_csr lets a role sign for any CN; issued_by says who.
     cluster.sql("GRANT EXECUTE ON FUNCTION pgssl.sign_csr(text, integer) TO nobody");
     let other = lit(&csr_pem(&["someone else"], &KeyType::EcP256.generate()));
-    as_role(
-        &cluster,
+    cluster.sql_as(
         "nobody",
         &format!("SELECT pgssl.sign_csr({other}) IS NOT NULL"),
     );
@@ -540,12 +508,7 @@ fn privileges() {
         "someone else by nobody"
     );
     // ... and still not read the registry.
-    expect_error(
-        &cluster,
-        "nobody",
-        "SELECT count(*) FROM pgssl.issued_certs",
-        "42501",
-    );
+    cluster.sql_error_as("nobody", "SELECT count(*) FROM pgssl.issued_certs", "42501");
 
     // No SQL function returns the CA key: the functions are exactly these,
     // and none of their outputs holds a private key.
@@ -637,28 +600,25 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
     for (what, arg, state) in &cases {
         for f in ["sign_csr", "enroll"] {
             let role = if f == "enroll" { "alice" } else { su };
-            let err = expect_error(&cluster, role, &format!("SELECT pgssl.{f}({arg})"), state);
+            let err = cluster.sql_error_as(role, &format!("SELECT pgssl.{f}({arg})"), state);
             eprintln!("{what} via {f}: {}", err.lines().next().unwrap_or(""));
         }
     }
     // Days: 0, negative, more than pgssl.max_validity_days.
     for days in ["0", "-1", "398"] {
-        expect_error(
-            &cluster,
+        cluster.sql_error_as(
             su,
             &format!("SELECT pgssl.sign_csr({alice_csr}, {days})"),
             "22023",
         );
     }
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         su,
         &format!("SET pgssl.max_validity_days = 30; SELECT pgssl.sign_csr({alice_csr}, 31)"),
         "22023",
     );
     // enroll only for the session user.
-    let err = expect_error(
-        &cluster,
+    let err = cluster.sql_error_as(
         "alice",
         &format!(
             "SELECT pgssl.enroll({})",
@@ -671,20 +631,17 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
         "{err}"
     );
     // CA files missing; CA key not matching the certificate.
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         su,
         &format!("SET pgssl.ca_cert_file = 'nowhere.crt'; SELECT pgssl.sign_csr({alice_csr})"),
         "55000",
     );
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         su,
         &format!("SET pgssl.ca_key_file = 'nowhere.key'; SELECT pgssl.sign_csr({alice_csr})"),
         "55000",
     );
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         su,
         "SET pgssl.ca_cert_file = 'nowhere.crt'; SELECT pgssl.ca_cert()",
         "55000",
@@ -693,30 +650,27 @@ fn bad_input_is_an_error_with_its_sqlstate_and_writes_nothing() {
         "SET pgssl.ca_cert_file = 'other.crt'; SET pgssl.ca_key_file = 'other.key';
          SELECT pgssl.init_ca('other CA') IS NOT NULL",
     );
-    let err = expect_error(
-        &cluster,
+    let err = cluster.sql_error_as(
         su,
         &format!("SET pgssl.ca_key_file = 'other.key'; SELECT pgssl.sign_csr({alice_csr})"),
         "55000",
     );
     assert!(err.contains("does not match"), "{err}");
     // A setting made before the library is loaded (a placeholder) counts.
-    let err = expect_error(
-        &cluster,
+    let err = cluster.sql_error_as(
         su,
         &format!("SET pgssl.ca_cert_file = 'early.crt'; SELECT pgssl.sign_csr({alice_csr})"),
         "55000",
     );
     assert!(err.contains("early.crt"), "{err}");
     // init_ca refuses to overwrite, bad arguments.
-    expect_error(&cluster, su, "SELECT pgssl.init_ca()", "55000");
-    expect_error(&cluster, su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca('x', 10, 'dsa-1024')", "22023");
-    expect_error(&cluster, su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca('x', 0)", "22023");
-    expect_error(&cluster, su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca(E'x\\ny')", "22023");
-    expect_error(&cluster, su, "SELECT pgssl.crl(0)", "22023");
+    cluster.sql_error_as(su, "SELECT pgssl.init_ca()", "55000");
+    cluster.sql_error_as(su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca('x', 10, 'dsa-1024')", "22023");
+    cluster.sql_error_as(su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca('x', 0)", "22023");
+    cluster.sql_error_as(su, "SET pgssl.ca_cert_file = 'x.crt'; SET pgssl.ca_key_file = 'x.key'; SELECT pgssl.init_ca(E'x\\ny')", "22023");
+    cluster.sql_error_as(su, "SELECT pgssl.crl(0)", "22023");
     // Read-only transactions (and standbys) cannot sign.
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         su,
         &format!("BEGIN READ ONLY; SELECT pgssl.sign_csr({alice_csr})"),
         "25006",
@@ -847,7 +801,7 @@ fn a_changed_ca_file_is_used_by_the_next_signing_in_the_same_session() {
          {sign}
          SELECT pg_backend_pid() = pg_backend_pid() AS same_session;"
     );
-    let out = as_role(&cluster, "postgres", &script);
+    let out = cluster.sql_as("postgres", &script);
     // Each signing after a change used the CA on disk at that moment.
     assert_eq!(
         issuer_cns(&out),

@@ -7,11 +7,11 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use openssl::x509::X509;
-use pgssl_tests::{openssl_csr, stdout_ok, unique_suffix, wait_until, CertFiles, TlsCluster};
+use pgssl_tests::{openssl_csr, unique_suffix, wait_until, CertFiles, TlsCluster};
 
 // ---------------------------------------------------------------- helpers
 
@@ -38,42 +38,19 @@ fn command_printing(cluster: &TlsCluster, passphrase: &str) -> String {
     format!("{} \"%p\"", path.display())
 }
 
-/// Runs `sql` as `role` over the socket, with errors' SQLSTATEs.
-fn run_sql(cluster: &TlsCluster, role: &str, sql: &str) -> Output {
-    cluster.psql_script(&cluster.socket_conninfo(role), sql)
-}
-
-fn as_role(cluster: &TlsCluster, role: &str, sql: &str) -> String {
-    stdout_ok(&run_sql(cluster, role, sql), &format!("as {role}: {sql}"))
-}
-
-/// Asserts that `sql` as `role` fails with `sqlstate`; returns the error text.
-fn expect_error(cluster: &TlsCluster, role: &str, sql: &str, sqlstate: &str) -> String {
-    let out = run_sql(cluster, role, sql);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "as {role}: {sql:.200} succeeded");
-    assert!(
-        stderr.contains(&format!("ERROR:  {sqlstate}:")),
-        "as {role}: {sql:.200}\nexpected SQLSTATE {sqlstate}, got: {stderr}"
-    );
-    stderr
-}
-
 /// `ALTER SYSTEM SET name = value` (or `RESET` for `None`), reload, and
 /// wait until new sessions see it.
 fn set_and_reload(cluster: &TlsCluster, name: &str, value: Option<&str>) {
     match value {
         // LOAD: the library defines its settings when it loads.
-        Some(v) => as_role(
-            cluster,
+        Some(v) => cluster.sql_as(
             "postgres",
             &format!(
                 "LOAD 'pgssl'; ALTER SYSTEM SET {name} = '{}'",
                 v.replace('\'', "''")
             ),
         ),
-        None => as_role(
-            cluster,
+        None => cluster.sql_as(
             "postgres",
             &format!("LOAD 'pgssl'; ALTER SYSTEM RESET {name}"),
         ),
@@ -198,11 +175,7 @@ fn encrypted_ca_keys_sign_certificates_and_crls_and_the_passphrase_is_never_logg
         "CREATE ROLE alice LOGIN; GRANT EXECUTE ON FUNCTION pgssl.enroll(text, integer) TO alice",
     );
     let (key, request) = csr(&cluster, "alice");
-    let pem = as_role(
-        &cluster,
-        "alice",
-        &format!("SELECT pgssl.enroll({})", lit(&request)),
-    );
+    let pem = cluster.sql_as("alice", &format!("SELECT pgssl.enroll({})", lit(&request)));
     let cert = cluster.dir("clients").join("alice.crt");
     fs::write(&cert, format!("{pem}\n")).unwrap();
     let files = CertFiles { cert, key };
@@ -255,26 +228,19 @@ fn each_way_the_passphrase_command_fails_has_its_sqlstate() {
     cluster.sql("SELECT pgssl.init_ca() IS NOT NULL");
     let (_, request) = csr(&cluster, "bob");
     let sign = format!("SELECT pgssl.sign_csr({}) IS NOT NULL", lit(&request));
-    assert_eq!(as_role(&cluster, "postgres", &sign), "t");
+    assert_eq!(cluster.sql_as("postgres", &sign), "t");
 
     // Like ssl_passphrase_command: set in the configuration files only, and
     // hidden from roles that are not superusers.
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         "postgres",
         "SET pgssl.ca_key_passphrase_command = 'echo x'",
         "55P02",
     );
     cluster.sql("CREATE ROLE mallory LOGIN");
-    expect_error(
-        &cluster,
-        "mallory",
-        "SHOW pgssl.ca_key_passphrase_command",
-        "42501",
-    );
+    cluster.sql_error_as("mallory", "SHOW pgssl.ca_key_passphrase_command", "42501");
     assert_eq!(
-        as_role(
-            &cluster,
+        cluster.sql_as(
             "mallory",
             "SELECT count(*) FROM pg_settings WHERE name = 'pgssl.ca_key_passphrase_command'"
         ),
@@ -292,12 +258,12 @@ fn each_way_the_passphrase_command_fails_has_its_sqlstate() {
         "pgssl.ca_key_passphrase_command",
         Some(&failing.display().to_string()),
     );
-    let error = expect_error(&cluster, "postgres", &sign, "58000");
+    let error = cluster.sql_error_as("postgres", &sign, "58000");
     assert!(error.contains("exit status: 3"), "{error}");
     assert!(!error.contains(&pass), "{error}");
     // Prints nothing: 58000.
     set_and_reload(&cluster, "pgssl.ca_key_passphrase_command", Some("true"));
-    let error = expect_error(&cluster, "postgres", &sign, "58000");
+    let error = cluster.sql_error_as("postgres", &sign, "58000");
     assert!(error.contains("printed no passphrase"), "{error}");
     // Prints a passphrase that does not decrypt the key: 28P01.
     set_and_reload(
@@ -305,10 +271,10 @@ fn each_way_the_passphrase_command_fails_has_its_sqlstate() {
         "pgssl.ca_key_passphrase_command",
         Some("echo not-the-passphrase"),
     );
-    expect_error(&cluster, "postgres", &sign, "28P01");
+    cluster.sql_error_as("postgres", &sign, "28P01");
     // No command for an encrypted key: 55000, without waiting on a terminal.
     set_and_reload(&cluster, "pgssl.ca_key_passphrase_command", None);
-    let error = expect_error(&cluster, "postgres", &sign, "55000");
+    let error = cluster.sql_error_as("postgres", &sign, "55000");
     assert!(
         error.contains("pgssl.ca_key_passphrase_command is not set"),
         "{error}"
@@ -323,8 +289,7 @@ fn each_way_the_passphrase_command_fails_has_its_sqlstate() {
         "pgssl.ca_key_passphrase_command",
         Some(&failing.display().to_string()),
     );
-    expect_error(
-        &cluster,
+    cluster.sql_error_as(
         "postgres",
         "SET pgssl.ca_cert_file = 'other.crt'; SET pgssl.ca_key_file = 'other.key';
          SELECT pgssl.init_ca('other CA')",
@@ -335,7 +300,7 @@ fn each_way_the_passphrase_command_fails_has_its_sqlstate() {
 
     // The good command again: signing works.
     set_and_reload(&cluster, "pgssl.ca_key_passphrase_command", Some(&good));
-    assert_eq!(as_role(&cluster, "postgres", &sign), "t");
+    assert_eq!(cluster.sql_as("postgres", &sign), "t");
     assert!(
         !cluster.log().contains(&pass),
         "the server log shows the passphrase"
@@ -374,12 +339,9 @@ fn check_config_names_who_can_read_an_unencrypted_ca_key() {
          CREATE ROLE dave LOGIN",
     );
     // The threat is real: bob reads the key with pg_read_file.
-    assert!(as_role(
-        &cluster,
-        "bob",
-        "SELECT pg_catalog.pg_read_file('pgssl_ca.key')"
-    )
-    .contains("-----BEGIN PRIVATE KEY-----"));
+    assert!(cluster
+        .sql_as("bob", "SELECT pg_catalog.pg_read_file('pgssl_ca.key')")
+        .contains("-----BEGIN PRIVATE KEY-----"));
     let rows = protection(&cluster);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let (status, detail) = &rows[0];
